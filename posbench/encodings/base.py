@@ -1,0 +1,120 @@
+"""The encoding contract: the few places where position can enter a Transformer.
+
+An encoding is an ``nn.Module`` that overrides only the hooks it uses; the defaults do nothing.
+The models call every hook unconditionally and never branch on an encoding's name:
+
+==================  ===========================================  ===============================
+hook                where it acts                                examples
+==================  ===========================================  ===============================
+``embed``           added to / mixed into the input embeddings   sinusoidal, learned
+``rotate``          a rotation of queries and keys               RoPE, xPos
+``bias``            additive float bias on attention logits      ALiBi, T5, KERPLE, FIRE
+``score``           content-position logits term (needs q, k)    Shaw, Transformer-XL, TUPE
+``between_blocks``  a module applied after each block            PEG (conditional encodings)
+==================  ===========================================  ===============================
+
+Positions are passed explicitly, for queries and keys separately, as integer tensors of shape
+``[B or 1, L]``; randomized, shifted or 2D positions therefore need no change to a model.
+Tensor shapes: ``x`` is ``[B, L, d_model]``; ``q``/``k`` are ``[B, heads, L, head_dim]``;
+``bias`` and ``score`` return logits terms broadcastable to ``[B, heads, Lq, Lk]``.
+
+As long as an encoding uses only ``rotate`` and ``bias``, attention runs through the fused
+``scaled_dot_product_attention`` with the bias as a float ``attn_mask``; an encoding that
+overrides ``score`` switches its attention to the explicit path (logits materialised).
+
+A new encoding is one module under ``posbench/encodings/`` registered with
+``@ENCODINGS.register("name")`` plus ``configs/encoding/<name>.yaml``; the YAML's keys other
+than ``name`` are passed to ``__init__`` as keyword arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from posbench.errors import ConfigError
+from posbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """What an encoding may need to know about the model it is placed in."""
+
+    d_model: int
+    heads: int
+    layers: int
+    causal: bool
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.heads
+
+
+class PositionalEncoding(nn.Module):
+    """Base class: every hook is the identity (this *is* NoPE)."""
+
+    name: str = ""  # set by the registry
+    #: One line for ``posbench list``: what it is and the paper.
+    description: str = ""
+    #: ``none`` | ``absolute`` | ``relative`` | ``rotary`` | ``bias``.
+    family: str = "none"
+    #: Attention logits are unchanged when every query and key position shifts by the same k.
+    shift_invariant: bool = True
+
+    def __init__(self, shape: AttentionShape):
+        super().__init__()
+        self.shape = shape
+
+    # ---- hooks -------------------------------------------------------------------------------
+    def embed(self, x: Tensor, pos: Tensor) -> Tensor:
+        """Input level: return the token embeddings ``x`` with position mixed in."""
+        return x
+
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
+        """Rotate (or otherwise transform) queries and keys before their dot product."""
+        return q, k
+
+    def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
+        """Additive float bias on the (already 1/sqrt(d)-scaled) attention logits, or None."""
+        return None
+
+    def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
+        """Content-position logits term computed from queries/keys and positions, or None."""
+        return None
+
+    def between_blocks(self, x: Tensor, pos: Tensor, layer: int) -> Tensor:
+        """Applied to the residual stream after block ``layer``."""
+        return x
+
+    # ---- declared capabilities ---------------------------------------------------------------
+    @property
+    def uses_score(self) -> bool:
+        """True when ``score`` is overridden: attention must take the explicit (non-fused) path."""
+        return type(self).score is not PositionalEncoding.score
+
+    def max_positions(self) -> int | None:
+        """The largest number of positions this encoding can represent (None: unbounded)."""
+        return None
+
+    def check_fits(self, positions_needed: int) -> None:
+        """Raise ``ConfigError`` before training when this run needs more positions than it has."""
+        limit = self.max_positions()
+        if limit is not None and positions_needed > limit:
+            raise ConfigError(
+                f"encoding={self.name} represents {limit} positions but this run needs {positions_needed} "
+                f"(its longest evaluation sequence); raise encoding.max_len or shorten task.eval_lengths"
+            )
+
+
+ENCODINGS: Registry[PositionalEncoding] = Registry("encoding")
+
+
+def relative_distance(q_pos: Tensor, k_pos: Tensor) -> Tensor:
+    """``i - j`` for every query position i and key position j: shape ``[B or 1, Lq, Lk]``."""
+    return q_pos[..., :, None] - k_pos[..., None, :]
+
+
+def as_float(pos: Tensor) -> Tensor:
+    return pos.to(torch.get_default_dtype())

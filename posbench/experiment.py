@@ -1,0 +1,148 @@
+"""One run, end to end: validate the whole configuration, train the model, evaluate it (with its
+encoding on and switched off), fetch or train its no-PE twin, and write ``results.json``.
+
+Everything that can be wrong with a configuration is checked by ``build`` before any training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+from posbench.errors import ConfigError
+from posbench.models import MODELS, SequenceModel
+from posbench.tasks import TASKS, Task
+from posbench.training.evaluate import constant_output_ceiling, evaluate, score
+from posbench.training.files import write_json
+from posbench.training.loop import TrainerConfig, fit, resolve_device
+from posbench.training.twin import twin_outcome
+
+#: The configuration keys that decide a run's numbers (and so its fingerprint).
+SEMANTIC_KEYS = ("encoding", "task", "model", "trainer", "seed")
+
+
+def _options(section: dict) -> dict:
+    return {key: value for key, value in section.items() if key != "name"}
+
+
+def build(cfg: dict) -> tuple[Task, SequenceModel, TrainerConfig]:
+    """Task, model and trainer settings for ``cfg``; raises ``ConfigError`` for anything invalid."""
+    try:
+        trainer = TrainerConfig(**cfg["trainer"])
+        task = TASKS.get(cfg["task"]["name"])(**_options(cfg["task"]))
+        model = MODELS.get(cfg["model"]["name"])(task.vocab_size, cfg["encoding"], **_options(cfg["model"]))
+    except TypeError as err:  # an option the class does not take
+        raise ConfigError(str(err)) from None
+    longest = task.longest()
+    model.encoding.check_fits(model.positions_needed(longest, task.target_len(longest)))
+    return task, model, trainer
+
+
+def fingerprint(cfg: dict, device: torch.device) -> str:
+    """A stable hash of everything that decides a run's numbers."""
+    semantic = {key: cfg[key] for key in SEMANTIC_KEYS} | {"device": device.type}
+    return hashlib.sha256(json.dumps(semantic, sort_keys=True).encode()).hexdigest()
+
+
+def train_and_evaluate(cfg: dict, device: torch.device, out_dir: Path) -> dict:
+    """Train one model into ``out_dir`` and return its metrics, per-length metrics and ``pe_off``."""
+    torch.manual_seed(cfg["seed"])
+    task, model, trainer = build(cfg)
+    model.to(device)
+    name = cfg["encoding"]["name"]
+    writer = SummaryWriter(str(out_dir / "tb" / name))
+    fit(
+        model, task, trainer, cfg["seed"], device, writer,
+        checkpoint=out_dir / f"checkpoint_{name}.pt", label=name, fingerprint=fingerprint(cfg, device),
+    )
+    test_set = task.test_set(device)
+    outcome = evaluate(model, test_set, task.length_sets(device))
+    outcome["pe_off"] = None
+    if name != "none":
+        with model.encoding_off():
+            outcome["pe_off"] = score(model, test_set)
+    _log_final(writer, cfg, outcome, trainer.max_steps)
+    writer.close()
+    return outcome
+
+
+def _log_final(writer: SummaryWriter, cfg: dict, outcome: dict, step: int) -> None:
+    """Per-length scalars plus one HParams row, written into the run's own event file."""
+    for length, metrics in outcome["lengths"].items():
+        for key, value in metrics.items():
+            writer.add_scalar(f"len/{length}/{key}", value, step)
+    longest = max(outcome["lengths"], key=int)
+    metric_dict = {
+        "hparam/acc": outcome["metrics"]["acc"],
+        "hparam/seq_acc": outcome["metrics"]["seq_acc"],
+        "hparam/acc_longest": outcome["lengths"][longest]["acc"],
+    }
+    model, trainer = cfg["model"], cfg["trainer"]
+    hparam_dict = {
+        "encoding": cfg["encoding"]["name"], "task": cfg["task"]["name"], "model": model["name"],
+        "seed": cfg["seed"], "d_model": model["d_model"], "layers": model["layers"],
+        "heads": model["heads"], "max_steps": trainer["max_steps"], "lr": trainer["lr"],
+        "batch_size": trainer["batch_size"],
+    }
+    file_writer = writer._get_file_writer()
+    for summary in hparams(hparam_dict, metric_dict):
+        file_writer.add_summary(summary)
+    for tag, value in metric_dict.items():
+        writer.add_scalar(tag, value, step)
+
+
+def no_pe_twin(cfg: dict, device: torch.device, run_dir: Path) -> dict:
+    """The outcome of ``cfg`` with ``encoding=none``, trained once per configuration and cached.
+
+    A copy of the twin's event file goes into ``run_dir/tb/none`` so that
+    ``tensorboard --logdir <run dir>`` shows the run and its twin side by side.
+    """
+    twin_cfg = {**cfg, "encoding": {"name": "none"}}
+    outcome, folder = twin_outcome(
+        fingerprint(twin_cfg, device)[:16],
+        Path(cfg["twin_cache"]),
+        lambda out_dir: train_and_evaluate(twin_cfg, device, out_dir),
+    )
+    shutil.copytree(folder / "tb" / "none", run_dir / "tb" / "none", dirs_exist_ok=True)
+    return outcome
+
+
+def run(cfg: dict, run_dir: Path) -> dict:
+    """The ``posbench train`` job: returns (and atomically writes) the ``results.json`` content.
+
+    A run with ``encoding=none`` *is* a twin: it goes through the same cache, so a sweep that
+    contains ``none`` never trains the same no-PE model twice.
+    """
+    task, _, trainer = build(cfg)  # refuse a bad configuration before any training
+    device = resolve_device(trainer.device)
+    nope = None
+    if cfg["encoding"]["name"] == "none":
+        outcome = no_pe_twin(cfg, device, run_dir)
+    else:
+        outcome = train_and_evaluate(cfg, device, run_dir)
+        if cfg["compare_nope"]:
+            twin = no_pe_twin(cfg, device, run_dir)
+            nope = {"metrics": twin["metrics"], "lengths": twin["lengths"]}
+
+    results = {
+        "encoding": cfg["encoding"]["name"],
+        "task": cfg["task"]["name"],
+        "model": cfg["model"]["name"],
+        "seed": cfg["seed"],
+        "chance": task.chance,
+        "constant_ceiling": constant_output_ceiling(task.test_set("cpu")),
+        "device": device.type,
+        "metrics": outcome["metrics"],
+        "lengths": outcome["lengths"],
+        "pe_off": outcome["pe_off"],
+        "nope": nope,
+        "config": cfg,
+    }
+    write_json(run_dir / "results.json", results)
+    return results

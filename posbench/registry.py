@@ -1,0 +1,38 @@
+"""Name -> class registries for encodings, models and tasks (a registry instead of if-chains)."""
+
+from __future__ import annotations
+
+from typing import Callable, Generic, TypeVar
+
+from posbench.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Holds the classes of one kind (``encoding``, ``model``, ``task``) by name."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, type[T]] = {}
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        def add(cls: type[T]) -> type[T]:
+            if name in self._items:
+                raise RuntimeError(f"{self.kind} {name!r} is registered twice")
+            cls.name = name
+            self._items[name] = cls
+            return cls
+
+        return add
+
+    def get(self, name: str) -> type[T]:
+        if name not in self._items:
+            raise ConfigError(f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def items(self) -> list[tuple[str, type[T]]]:
+        return [(name, self._items[name]) for name in self.names()]

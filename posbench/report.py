@@ -1,0 +1,57 @@
+"""Text output: the side-by-side table printed after a run, and the ``posbench list`` catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _row(label: str, metrics: dict, lengths: dict | None, columns: list[str]) -> str:
+    cells = [f"{metrics['acc']:>7.3f}", f"{metrics['seq_acc']:>8.3f}"]
+    per_length = [f"{lengths[c]['acc']:>7.3f}" if lengths else f"{'':>7}" for c in columns]
+    return f"{label:<24}" + " ".join(cells) + "  |" + " ".join(per_length)
+
+
+def summary(results: dict, run_dir: Path, sweep_dir: Path | None = None) -> str:
+    """Accuracy with PE, with PE switched off, and of the no-PE twin, side by side."""
+    columns = sorted(results["lengths"], key=int)
+    trainer = results["config"]["trainer"]
+    header = (
+        f"\nencoding={results['encoding']} task={results['task']} model={results['model']} "
+        f"seed={results['seed']}  ({trainer['max_steps']} steps on {results['device']}; "
+        f"chance {results['chance']:.3f}, best constant output {results['constant_ceiling']:.3f})\n"
+        f"{'':<24}{'acc':>7} {'seq_acc':>8}  |" + " ".join(f"{'len ' + c:>7}" for c in columns)
+    )
+    rows = [_row(results["encoding"], results["metrics"], results["lengths"], columns)]
+    if results["pe_off"] is not None:
+        rows.append(_row("  same model, PE off", results["pe_off"], None, columns))
+    if results["nope"] is not None:
+        rows.append(_row("none (no-PE twin)", results["nope"]["metrics"], results["nope"]["lengths"], columns))
+    note = (
+        "acc: token accuracy on the in-distribution test set; len L: token accuracy at source length L\n"
+        "best constant output: the ceiling of a model that cannot tell target slots apart (NoPE encoder)"
+    )
+    logdir = sweep_dir if sweep_dir is not None else run_dir
+    footer = [
+        f"results:     {run_dir / 'results.json'}",
+        f"logs:        {run_dir}",
+        f"compare:     tensorboard --logdir {logdir}",
+    ]
+    return "\n".join([header, *rows, note, "", *footer])
+
+
+def catalogue() -> str:
+    """Every registered encoding, model family and task with its one-line description."""
+    from posbench.encodings import ENCODINGS
+    from posbench.models import MODELS
+    from posbench.tasks import TASKS
+
+    lines = ["encodings (encoding=NAME):"]
+    lines += [f"  {name:<12} {cls.family:<9} {cls.description}" for name, cls in ENCODINGS.items()]
+    lines += ["", "models (model=NAME):"]
+    lines += [f"  {name:<12} {cls.description}" for name, cls in MODELS.items()]
+    lines += ["", "tasks (task=NAME):"]
+    lines += [
+        f"  {name:<12} {'order' if cls.order_sensitive else 'control':<9} {cls.description}"
+        for name, cls in TASKS.items()
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""Shared fixtures: composed configurations and tiny-run overrides. Caches stay in tmp."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# No test may write caches into the user's home or reach the network.
+_CACHE = tempfile.mkdtemp(prefix="posbench-test-cache-")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HOME", os.path.join(_CACHE, "hf"))
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(_CACHE, "mpl"))
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(_CACHE, "inductor"))
+
+#: Overrides that make a run take a second or two on CPU.
+TINY = [
+    "trainer.max_steps=12",
+    "trainer.eval_every=6",
+    "trainer.log_every=3",
+    "trainer.checkpoint_every=6",
+    "trainer.device=cpu",
+    "model.d_model=32",
+    "model.layers=2",
+    "task.eval_size=32",
+    "task.train_lengths=[1,5]",
+    "task.eval_lengths=[3,5,8]",
+]
+
+
+def compose(overrides: list[str], twin_cache) -> dict:
+    """The resolved ``posbench train`` configuration for ``overrides``, as a plain dict."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from posbench.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=[*overrides, f"twin_cache={twin_cache}"])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """``tiny_cfg(*overrides)``: a tiny run's configuration with its twin cache under tmp_path."""
+    return lambda *overrides: compose([*TINY, *overrides], tmp_path / "twins")

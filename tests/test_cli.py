@@ -1,0 +1,95 @@
+"""The ``posbench`` command as a user runs it: subprocesses from a scratch working directory."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TINY
+from posbench.encodings import ENCODINGS
+from posbench.models import MODELS
+from posbench.tasks import TASKS
+
+
+def posbench(cwd, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "posbench", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_list_shows_every_encoding_model_and_task(tmp_path):
+    out = posbench(tmp_path, "list")
+    assert out.returncode == 0
+    for registry in (ENCODINGS, MODELS, TASKS):
+        for name, cls in registry.items():
+            assert f"  {name} " in out.stdout and cls.description in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["encoding=foo"], "unknown encoding 'foo'; valid choices: " + ", ".join(ENCODINGS.names())),
+        (["task=nope"], "unknown task 'nope'; valid choices: " + ", ".join(TASKS.names())),
+        (["model=vit3000"], "unknown model 'vit3000'; valid choices: " + ", ".join(MODELS.names())),
+        (["-m", "encoding=rope,bogus"], "unknown encoding 'bogus'"),
+        (["model.d_model=30", "model.heads=4"], "model.d_model=30 is not divisible by model.heads=4"),
+        (["trainer.lr=-1"], "trainer.lr=-1"),
+        (["encoding=learned", "encoding.max_len=8"], "encoding=learned represents 8 positions"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    out = posbench(tmp_path, "train", *args)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert not list(tmp_path.rglob("results.json"))
+
+
+def test_unknown_command_and_bare_usage(tmp_path):
+    out = posbench(tmp_path, "fly")
+    assert out.returncode == 2 and "unknown command 'fly'; valid commands: train, list" in out.stderr
+    assert posbench(tmp_path).returncode == 2
+    assert "usage: posbench" in posbench(tmp_path, "--help").stdout
+
+
+def test_help_and_cfg_job(tmp_path):
+    out = posbench(tmp_path, "train", "--help")
+    assert out.returncode == 0 and "Usage: posbench train" in out.stdout
+    assert "encoding: " + ", ".join(ENCODINGS.names()) in out.stdout
+    out = posbench(tmp_path, "train", "--cfg", "job", "encoding=alibi", "trainer.lr=0.01")
+    assert out.returncode == 0
+    assert "name: alibi" in out.stdout and "lr: 0.01" in out.stdout and "compare_nope: true" in out.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_train_prints_the_table_and_tensorboard_command(tmp_path):
+    out = posbench(tmp_path, "train", "encoding=rope", "task=copy", *TINY)
+    assert out.returncode == 0, out.stderr
+    [results] = list((tmp_path / "outputs" / "runs").rglob("results.json"))
+    run_dir = results.parent
+    assert f"tensorboard --logdir {run_dir}" in out.stdout
+    assert "none (no-PE twin)" in out.stdout and "same model, PE off" in out.stdout
+    assert json.loads(results.read_text())["encoding"] == "rope"
+
+
+def test_earlier_results_are_not_touched_by_a_failing_run(tmp_path):
+    assert posbench(tmp_path, "train", "encoding=none", *TINY).returncode == 0
+    [results] = list(tmp_path.rglob("results.json"))
+    before = results.read_bytes()
+    assert posbench(tmp_path, "train", "encoding=learned", "encoding.max_len=4", *TINY).returncode == 2
+    assert list(tmp_path.rglob("results.json")) == [results] and results.read_bytes() == before
+
+
+def test_multirun_sweeps_and_trains_each_twin_once(tmp_path):
+    out = posbench(tmp_path, "train", "-m", "encoding=none,rope,alibi", "task=reverse", "seed=0,1", *TINY)
+    assert out.returncode == 0, out.stderr
+    runs = sorted((tmp_path / "outputs" / "sweeps").rglob("results.json"))
+    assert len(runs) == 6
+    loaded = [json.loads(p.read_text()) for p in runs]
+    assert sorted((r["encoding"], r["seed"]) for r in loaded) == sorted(
+        (e, s) for e in ("none", "rope", "alibi") for s in (0, 1)
+    )
+    assert len(list((tmp_path / "outputs" / "twins").glob("*/outcome.json"))) == 2  # one twin per seed
+    sweep_dir = runs[0].parent.parent
+    assert f"tensorboard --logdir {sweep_dir}" in out.stdout

@@ -1,0 +1,121 @@
+"""Model families: no causal leak for any encoding, NoPE permutation equivariance, the explicit
+attention path equal to SDPA, greedy decoding consistent with teacher forcing."""
+
+import pytest
+import torch
+from torch import nn
+
+from posbench.encodings import ENCODINGS
+from posbench.encodings.base import PositionalEncoding
+from posbench.errors import ConfigError
+from posbench.models import MODELS
+
+VOCAB = 11
+
+
+def make(model="encoder", encoding="none", **kw):
+    torch.manual_seed(0)
+    net = MODELS.get(model)(VOCAB, {"name": encoding}, **{"d_model": 32, "layers": 2, "heads": 4, **kw})
+    with torch.no_grad():  # give zero-initialised tables (t5) real values so the checks have teeth
+        for p in net.encoding.parameters():
+            nn.init.normal_(p)
+    return net.eval()
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS.names())
+def test_decoder_never_sees_the_future(encoding):
+    net = make("decoder", encoding)
+    tokens = torch.randint(0, VOCAB, (3, 12))
+    changed = tokens.clone()
+    changed[:, 7:] = (changed[:, 7:] + 1) % VOCAB
+    a, b = net.net(tokens), net.net(changed)
+    assert torch.allclose(a[:, :7], b[:, :7], atol=1e-5), "a later token changed an earlier output"
+    assert not torch.allclose(a[:, 7:], b[:, 7:], atol=1e-5)
+
+
+def test_encoder_without_pe_is_permutation_equivariant():
+    net = make("encoder", "none")
+    tokens = torch.randint(0, VOCAB, (2, 9))
+    perm = torch.randperm(9)
+    assert torch.allclose(net.net(tokens[:, perm]), net.net(tokens)[:, perm], atol=1e-5)
+
+
+@pytest.mark.parametrize("encoding", [n for n in ENCODINGS.names() if n != "none"])
+def test_encoder_with_pe_is_not_permutation_equivariant(encoding):
+    net = make("encoder", encoding)
+    tokens = torch.randint(0, VOCAB, (2, 9))
+    perm = torch.roll(torch.arange(9), 1)
+    assert not torch.allclose(net.net(tokens[:, perm]), net.net(tokens)[:, perm], atol=1e-4)
+
+
+def test_encoder_without_pe_gives_every_empty_slot_the_same_output():
+    net = make("encoder", "none")
+    logits = net.target_logits(torch.randint(0, VOCAB, (4, 6)), torch.zeros(4, 6, dtype=torch.long))
+    assert torch.allclose(logits, logits[:, :1].expand_as(logits), atol=1e-5)
+
+
+class WithZeroScore(PositionalEncoding):
+    """Delegates every hook to ``inner`` and adds a zero content-position term, which forces
+    attention onto its explicit (non-fused) path without changing the maths."""
+
+    def __init__(self, inner):
+        super().__init__(inner.shape)
+        self.inner = inner
+
+    def embed(self, x, pos):
+        return self.inner.embed(x, pos)
+
+    def rotate(self, q, k, q_pos, k_pos):
+        return self.inner.rotate(q, k, q_pos, k_pos)
+
+    def bias(self, q_pos, k_pos, layer):
+        return self.inner.bias(q_pos, k_pos, layer)
+
+    def score(self, q, k, q_pos, k_pos, layer):
+        return q.new_zeros(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+
+
+@pytest.mark.parametrize("model", ["encoder", "decoder"])
+@pytest.mark.parametrize("encoding", ["none", "rope", "alibi"])
+def test_explicit_attention_path_matches_fused_sdpa(model, encoding):
+    net = make(model, encoding)
+    tokens = torch.randint(0, VOCAB, (2, 10))
+    fused = net.net(tokens)
+    net.net.encoding = WithZeroScore(net.net.encoding)
+    assert net.net.encoding.uses_score
+    assert torch.allclose(net.net(tokens), fused, atol=1e-5)
+
+
+def test_encoding_off_swaps_in_nope_and_restores():
+    net = make("encoder", "rope")
+    tokens = torch.randint(0, VOCAB, (2, 8))
+    with net.encoding_off():
+        assert net.encoding.name == "none"
+        off = net.net(tokens)
+    assert net.encoding.name == "rope"
+    torch.manual_seed(0)
+    nope = make("encoder", "none")
+    nope.load_state_dict(net.state_dict())
+    assert torch.allclose(off, nope.net(tokens), atol=1e-6)
+
+
+def test_decoder_greedy_prediction_agrees_with_teacher_forcing():
+    net = make("decoder", "rope")
+    src = torch.randint(0, VOCAB, (5, 6))
+    pred = net.predict(src, 6)
+    assert pred.shape == (5, 6)
+    assert torch.equal(net.target_logits(src, pred).argmax(-1), pred)
+
+
+def test_positions_needed_per_family():
+    assert MODELS.get("encoder").positions_needed(None, 10, 10) == 21
+    assert MODELS.get("decoder").positions_needed(None, 10, 10) == 20
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [(dict(d_model=30, heads=4), "divisible"), (dict(layers=0), "positive"), (dict(dropout=1.0), "dropout")],
+)
+def test_invalid_model_values_are_config_errors(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        MODELS.get("encoder")(VOCAB, {"name": "none"}, **{"d_model": 32, "heads": 4, **kw})

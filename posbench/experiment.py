@@ -15,7 +15,6 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from posbench.errors import ConfigError
 from posbench.models import MODELS, SequenceModel
 from posbench.tasks import TASKS, Task
 from posbench.training.evaluate import constant_output_ceiling, evaluate, score
@@ -27,18 +26,11 @@ from posbench.training.twin import twin_outcome
 SEMANTIC_KEYS = ("encoding", "task", "model", "trainer", "seed")
 
 
-def _options(section: dict) -> dict:
-    return {key: value for key, value in section.items() if key != "name"}
-
-
 def build(cfg: dict) -> tuple[Task, SequenceModel, TrainerConfig]:
     """Task, model and trainer settings for ``cfg``; raises ``ConfigError`` for anything invalid."""
-    try:
-        trainer = TrainerConfig(**cfg["trainer"])
-        task = TASKS.get(cfg["task"]["name"])(**_options(cfg["task"]))
-        model = MODELS.get(cfg["model"]["name"])(task.vocab_size, cfg["encoding"], **_options(cfg["model"]))
-    except TypeError as err:  # an option the class does not take
-        raise ConfigError(str(err)) from None
+    trainer = TrainerConfig(**cfg["trainer"])
+    task = TASKS.build(cfg["task"])
+    model = MODELS.build(cfg["model"], task.vocab_size, cfg["encoding"])
     longest = task.longest()
     model.encoding.check_fits(model.positions_needed(longest, task.target_len(longest)))
     return task, model, trainer

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import inspect
+from typing import Any, Callable, Generic, TypeVar
 
 from posbench.errors import ConfigError
 
@@ -30,6 +31,20 @@ class Registry(Generic[T]):
         if name not in self._items:
             raise ConfigError(f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}")
         return self._items[name]
+
+    def build(self, section: dict, *args: Any) -> T:
+        """Instantiate the class named by ``section["name"]`` with ``*args`` and the section's other
+        keys as keyword arguments; a key the class does not take is a ``ConfigError``."""
+        cls = self.get(section["name"])
+        options = {key: value for key, value in section.items() if key != "name"}
+        accepted = inspect.signature(cls).parameters
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            known = [name for name, p in accepted.items() if p.default is not p.empty]
+            raise ConfigError(
+                f"{self.kind}={section['name']} has no option {', '.join(unknown)}; its options: {', '.join(known)}"
+            )
+        return cls(*args, **options)
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from posbench.encodings import ENCODINGS, AttentionShape, PositionalEncoding, build_encoding
+from posbench.encodings import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.encodings.alibi import alibi_slopes
 from posbench.encodings.t5 import t5_bucket
 from posbench.errors import ConfigError
@@ -39,7 +39,7 @@ def yaml_config(name: str) -> dict:
 
 def build(name: str, attn: AttentionShape) -> PositionalEncoding:
     """Build an encoding the way a run does: from its YAML config."""
-    return build_encoding(yaml_config(name), attn)
+    return ENCODINGS.build(yaml_config(name), attn)
 
 
 def randomise_parameters(enc: nn.Module, seed: int = 0) -> None:
@@ -202,7 +202,7 @@ def test_learned_embed_adds_table_rows():
 
 def test_learned_check_fits():
     """A run needing more positions than ``max_len`` is refused with ConfigError, not otherwise."""
-    enc = build_encoding({"name": "learned", "max_len": 10}, shape())
+    enc = ENCODINGS.build({"name": "learned", "max_len": 10}, shape())
     assert enc.max_positions() == 10
     for needed in (1, 9, 10):
         enc.check_fits(needed)  # must not raise
@@ -465,15 +465,15 @@ def test_config_yaml_matches_class(name):
     for key in cfg:
         if key != "name":
             assert takes_kwargs or key in params, f"{path}: key {key!r} is not an argument of {cls.__name__}"
-    enc = build_encoding(cfg, shape())
+    enc = ENCODINGS.build(cfg, shape())
     assert type(enc) is cls
 
 
-def test_build_encoding_rejects_unknown_key():
-    with pytest.raises(ConfigError):
-        build_encoding({"name": "rope", "no_such_option": 1}, shape())
-    with pytest.raises(ConfigError):
-        build_encoding({"name": "no_such_encoding"}, shape())
+def test_registry_build_rejects_unknown_key_and_name():
+    with pytest.raises(ConfigError, match="encoding=rope has no option no_such_option; its options: base"):
+        ENCODINGS.build({"name": "rope", "no_such_option": 1}, shape())
+    with pytest.raises(ConfigError, match="unknown encoding 'no_such_encoding'; valid choices: "):
+        ENCODINGS.build({"name": "no_such_encoding"}, shape())
 
 
 # ---- 8. cross-checks with x-transformers -----------------------------------------------------------

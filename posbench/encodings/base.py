@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from posbench.errors import ConfigError
@@ -114,7 +113,3 @@ ENCODINGS: Registry[PositionalEncoding] = Registry("encoding")
 def relative_distance(q_pos: Tensor, k_pos: Tensor) -> Tensor:
     """``i - j`` for every query position i and key position j: shape ``[B or 1, Lq, Lk]``."""
     return q_pos[..., :, None] - k_pos[..., None, :]
-
-
-def as_float(pos: Tensor) -> Tensor:
-    return pos.to(torch.get_default_dtype())

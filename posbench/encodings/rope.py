@@ -15,14 +15,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.encodings.sinusoidal import inverse_frequencies
 
 
-def rotate_half_split(x: Tensor, angles: Tensor) -> Tensor:
-    """Rotate pairs ``(x[..., i], x[..., i + d/2])`` by ``angles[..., i]`` (computed in float32)."""
+def rotate_half_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate pairs ``(x[..., i], x[..., i + d/2])`` by the angle whose cosine and sine are given."""
     x1, x2 = x.float().chunk(2, dim=-1)
-    cos, sin = angles.cos(), angles.sin()
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).to(x.dtype)
 
 
@@ -35,15 +35,16 @@ class RoPE(PositionalEncoding):
     def __init__(self, shape: AttentionShape, base: float = 10000.0):
         super().__init__(shape)
         if shape.head_dim % 2:
-            raise ValueError("rope needs an even head dimension")
+            raise ConfigError(f"encoding=rope needs an even head dimension (model.d_model / model.heads), got {shape.head_dim}")
         self.base = float(base)
         self.register_buffer("inv_freq", inverse_frequencies(shape.head_dim, self.base), persistent=False)
 
-    def angles(self, pos: Tensor) -> Tensor:
-        """``[B or 1, 1, L, d_head/2]`` rotation angles for integer positions ``[B or 1, L]``."""
-        return pos.to(torch.float32)[:, None, :, None] * self.inv_freq
+    def cos_sin(self, pos: Tensor) -> tuple[Tensor, Tensor]:
+        """Cosine and sine of the angles ``p * theta_i``, each ``[B or 1, 1, L, d_head/2]`` (float32)."""
+        angles = pos.to(torch.float32)[:, None, :, None] * self.inv_freq
+        return angles.cos(), angles.sin()
 
     def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
-        q_angles = self.angles(q_pos)
-        k_angles = q_angles if k_pos is q_pos else self.angles(k_pos)
-        return rotate_half_split(q, q_angles), rotate_half_split(k, k_angles)
+        q_cos_sin = self.cos_sin(q_pos)
+        k_cos_sin = q_cos_sin if k_pos is q_pos else self.cos_sin(k_pos)
+        return rotate_half_split(q, *q_cos_sin), rotate_half_split(k, *k_cos_sin)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
 
 
@@ -35,7 +36,7 @@ class Sinusoidal(PositionalEncoding):
     def __init__(self, shape: AttentionShape, base: float = 10000.0):
         super().__init__(shape)
         if shape.d_model % 2:
-            raise ValueError("sinusoidal encoding needs an even d_model")
+            raise ConfigError(f"encoding=sinusoidal needs an even model.d_model, got {shape.d_model}")
         self.base = float(base)
 
     def embed(self, x: Tensor, pos: Tensor) -> Tensor:

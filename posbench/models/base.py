@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posbench.encodings import ENCODINGS, AttentionShape, build_encoding
+from posbench.encodings import ENCODINGS, AttentionShape
 from posbench.errors import ConfigError
 from posbench.models.transformer import Transformer
 from posbench.registry import Registry
@@ -50,7 +50,7 @@ class SequenceModel(nn.Module):
         self.sep, self.blank = vocab_size, vocab_size + 1
         shape = AttentionShape(d_model=d_model, heads=heads, layers=layers, causal=self.causal)
         self.net = Transformer(
-            vocab_size + 2, vocab_size, build_encoding(encoding, shape), d_model, layers, heads, ffn_mult, dropout
+            vocab_size + 2, vocab_size, ENCODINGS.build(encoding, shape), d_model, layers, heads, ffn_mult, dropout
         )
 
     @property

@@ -1,0 +1,30 @@
+"""The CUDA path. Skipped cleanly where there is no GPU (CI never has one); every line of it has a
+CPU twin in the other tests."""
+
+import pytest
+import torch
+
+from posbench import experiment
+from posbench.encodings import ENCODINGS
+from posbench.models import MODELS
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+def test_tiny_run_on_cuda_with_auto_device(tiny_cfg, tmp_path):
+    results = experiment.run(tiny_cfg("encoding=rope", "trainer.device=auto"), tmp_path / "run")
+    assert results["device"] == "cuda" and 0.0 <= results["metrics"]["acc"] <= 1.0
+
+
+@pytest.mark.parametrize("model", ["encoder", "decoder"])
+@pytest.mark.parametrize("encoding", ENCODINGS.names())
+def test_cuda_and_cpu_compute_the_same_logits(model, encoding):
+    torch.manual_seed(0)
+    net = MODELS.get(model)(11, {"name": encoding}, d_model=32, layers=2, heads=4).eval()
+    tokens = torch.randint(0, 11, (3, 17))
+    on_cpu = net.net(tokens)
+    on_gpu = net.cuda().net(tokens.cuda()).cpu()
+    assert torch.allclose(on_cpu, on_gpu, atol=1e-4, rtol=1e-4)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from typing import Any, Callable, Generic, TypeVar
 
 from posbench.errors import ConfigError
@@ -51,3 +53,10 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, type[T]]]:
         return [(name, self._items[name]) for name in self.names()]
+
+
+def import_submodules(package: str, path: list[str]) -> None:
+    """Import every module of a package so that their ``@REGISTRY.register`` decorators run:
+    adding an encoding, model or task is adding a file, with no import list to edit."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")

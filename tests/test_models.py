@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from posbench.encodings import ENCODINGS
-from posbench.encodings.base import PositionalEncoding
+from posbench.encodings.base import AttentionShape, PositionalEncoding
 from posbench.errors import ConfigError
 from posbench.models import MODELS
 
@@ -54,8 +54,8 @@ def test_encoder_without_pe_gives_every_empty_slot_the_same_output():
     assert torch.allclose(logits, logits[:, :1].expand_as(logits), atol=1e-5)
 
 
-class WithZeroScore(PositionalEncoding):
-    """Delegates every hook to ``inner`` and adds a zero content-position term, which forces
+class WithZeroTerms(PositionalEncoding):
+    """Delegates every hook to ``inner`` and adds zero ``score`` and ``value`` terms, which force
     attention onto its explicit (non-fused) path without changing the maths."""
 
     def __init__(self, inner):
@@ -74,6 +74,9 @@ class WithZeroScore(PositionalEncoding):
     def score(self, q, k, q_pos, k_pos, layer):
         return q.new_zeros(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
 
+    def value(self, weights, q_pos, k_pos, layer):
+        return weights.new_zeros(*weights.shape[:3], self.shape.head_dim)
+
 
 @pytest.mark.parametrize("model", ["encoder", "decoder"])
 @pytest.mark.parametrize("encoding", ["none", "rope", "alibi"])
@@ -81,8 +84,8 @@ def test_explicit_attention_path_matches_fused_sdpa(model, encoding):
     net = make(model, encoding)
     tokens = torch.randint(0, VOCAB, (2, 10))
     fused = net.net(tokens)
-    net.net.encoding = WithZeroScore(net.net.encoding)
-    assert net.net.encoding.uses_score
+    net.net.encoding = WithZeroTerms(net.net.encoding)
+    assert net.net.encoding.explicit_attention
     assert torch.allclose(net.net(tokens), fused, atol=1e-5)
 
 
@@ -119,3 +122,49 @@ def test_positions_needed_per_family():
 def test_invalid_model_values_are_config_errors(kw, message):
     with pytest.raises(ConfigError, match=message):
         MODELS.get("encoder")(VOCAB, {"name": "none"}, **{"d_model": 32, "heads": 4, **kw})
+
+
+class Shifted(PositionalEncoding):
+    """Moves every position by 5 through the ``positions`` hook, then acts as ``inner``."""
+
+    def __init__(self, inner):
+        super().__init__(inner.shape)
+        self.inner = inner
+
+    def positions(self, pos):
+        return pos + 5
+
+    def embed(self, x, pos):
+        return self.inner.embed(x, pos)
+
+
+def test_positions_hook_feeds_every_other_hook():
+    net = make("encoder", "sinusoidal")
+    tokens = torch.randint(0, VOCAB, (2, 7))
+    expected = net.net(tokens, torch.arange(7)[None] + 5)
+    net.net.encoding = Shifted(net.net.encoding)
+    assert torch.allclose(net.net(tokens), expected, atol=1e-6)
+    assert not torch.allclose(net.net(tokens), net.net(tokens, torch.arange(7)[None] - 5), atol=1e-3)
+
+
+def test_value_hook_term_reaches_the_output():
+    net = make("encoder", "none")
+    tokens = torch.randint(0, VOCAB, (2, 7))
+    before = net.net(tokens)
+
+    class ConstantValue(PositionalEncoding):
+        def value(self, weights, q_pos, k_pos, layer):
+            return weights.new_ones(*weights.shape[:3], self.shape.head_dim)
+
+    net.net.encoding = ConstantValue(net.net.encoding.shape)
+    assert not torch.allclose(net.net(tokens), before, atol=1e-3)
+
+
+def test_an_encoding_refuses_a_mode_it_does_not_support():
+    class CausalOnly(PositionalEncoding):
+        name = "causal_only"
+        supports_bidirectional = False
+
+    with pytest.raises(ConfigError, match="encoding=causal_only is defined only for causal attention"):
+        CausalOnly(AttentionShape(d_model=32, heads=4, layers=1, causal=False))
+    CausalOnly(AttentionShape(d_model=32, heads=4, layers=1, causal=True))

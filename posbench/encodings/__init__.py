@@ -1,6 +1,8 @@
-"""Positional encodings. Importing this package registers every module listed below."""
+"""Positional encodings: ``base.py`` holds the contract; every other module registers one or more."""
 
-from posbench.encodings import alibi, learned, none, rope, sinusoidal, t5  # noqa: F401  (registration)
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.registry import import_submodules
+
+import_submodules(__name__, __path__)
 
 __all__ = ["ENCODINGS", "AttentionShape", "PositionalEncoding"]

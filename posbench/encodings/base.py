@@ -6,21 +6,24 @@ The models call every hook unconditionally and never branch on an encoding's nam
 ==================  ===========================================  ===============================
 hook                where it acts                                examples
 ==================  ===========================================  ===============================
+``positions``       chooses the positions, once per forward      randomized PE (Ruoss et al.)
 ``embed``           added to / mixed into the input embeddings   sinusoidal, learned
-``rotate``          a rotation of queries and keys               RoPE, xPos
+``rotate``          a transformation of queries and keys         RoPE, xPos
 ``bias``            additive float bias on attention logits      ALiBi, T5, KERPLE, FIRE
-``score``           content-position logits term (needs q, k)    Shaw, Transformer-XL, TUPE
+``score``           content-position logits term (needs q, k)    Shaw, Transformer-XL, CoPE
+``value``           a position term added to attention output    Shaw (values)
 ``between_blocks``  a module applied after each block            PEG (conditional encodings)
 ==================  ===========================================  ===============================
 
 Positions are passed explicitly, for queries and keys separately, as integer tensors of shape
 ``[B or 1, L]``; randomized, shifted or 2D positions therefore need no change to a model.
 Tensor shapes: ``x`` is ``[B, L, d_model]``; ``q``/``k`` are ``[B, heads, L, head_dim]``;
-``bias`` and ``score`` return logits terms broadcastable to ``[B, heads, Lq, Lk]``.
+``bias`` and ``score`` return logits terms broadcastable to ``[B, heads, Lq, Lk]`` that are added
+to the already ``1/sqrt(head_dim)``-scaled content logits.
 
 As long as an encoding uses only ``rotate`` and ``bias``, attention runs through the fused
 ``scaled_dot_product_attention`` with the bias as a float ``attn_mask``; an encoding that
-overrides ``score`` switches its attention to the explicit path (logits materialised).
+overrides ``score`` or ``value`` switches its attention to the explicit path (logits materialised).
 
 A new encoding is one module under ``posbench/encodings/`` registered with
 ``@ENCODINGS.register("name")`` plus ``configs/encoding/<name>.yaml``; the YAML's keys other
@@ -57,16 +60,28 @@ class PositionalEncoding(nn.Module):
     name: str = ""  # set by the registry
     #: One line for ``posbench list``: what it is and the paper.
     description: str = ""
-    #: ``none`` | ``absolute`` | ``relative`` | ``rotary`` | ``bias``.
+    #: ``none`` | ``absolute`` | ``relative`` | ``rotary`` | ``bias`` | ``composite`` (built from others).
     family: str = "none"
-    #: Attention logits are unchanged when every query and key position shifts by the same k.
+    #: Attention logits are unchanged when every query and key position shifts by the same k
+    #: (checked for every registered encoding by tests/test_encodings.py; an instance may override).
     shift_invariant: bool = True
+    #: The attention modes the encoding is defined for (checked before training).
+    supports_bidirectional: bool = True
+    supports_causal: bool = True
 
     def __init__(self, shape: AttentionShape):
         super().__init__()
+        if shape.causal and not self.supports_causal:
+            raise ConfigError(f"encoding={self.name} is defined only for bidirectional attention (e.g. model=encoder)")
+        if not shape.causal and not self.supports_bidirectional:
+            raise ConfigError(f"encoding={self.name} is defined only for causal attention (e.g. model=decoder)")
         self.shape = shape
 
     # ---- hooks -------------------------------------------------------------------------------
+    def positions(self, pos: Tensor) -> Tensor:
+        """Called once per forward: the positions every other hook of this forward receives."""
+        return pos
+
     def embed(self, x: Tensor, pos: Tensor) -> Tensor:
         """Input level: return the token embeddings ``x`` with position mixed in."""
         return x
@@ -83,15 +98,21 @@ class PositionalEncoding(nn.Module):
         """Content-position logits term computed from queries/keys and positions, or None."""
         return None
 
+    def value(self, weights: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
+        """A term ``[B, heads, Lq, head_dim]`` added to the attention output, computed from the
+        attention weights ``[B, heads, Lq, Lk]`` (after softmax), or None."""
+        return None
+
     def between_blocks(self, x: Tensor, pos: Tensor, layer: int) -> Tensor:
         """Applied to the residual stream after block ``layer``."""
         return x
 
     # ---- declared capabilities ---------------------------------------------------------------
     @property
-    def uses_score(self) -> bool:
-        """True when ``score`` is overridden: attention must take the explicit (non-fused) path."""
-        return type(self).score is not PositionalEncoding.score
+    def explicit_attention(self) -> bool:
+        """True when ``score`` or ``value`` is overridden: attention must take the explicit path."""
+        cls = type(self)
+        return cls.score is not PositionalEncoding.score or cls.value is not PositionalEncoding.value
 
     def max_positions(self) -> int | None:
         """The largest number of positions this encoding can represent (None: unbounded)."""

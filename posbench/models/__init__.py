@@ -1,6 +1,8 @@
-"""Model families. Importing this package registers every family listed below."""
+"""Model families: ``base.py`` holds the contract; each family module registers itself."""
 
-from posbench.models import decoder, encoder  # noqa: F401  (registration)
 from posbench.models.base import MODELS, SequenceModel
+from posbench.registry import import_submodules
+
+import_submodules(__name__, __path__)
 
 __all__ = ["MODELS", "SequenceModel"]

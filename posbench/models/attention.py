@@ -2,7 +2,7 @@
 
 Rotation and additive bias go through ``torch.nn.functional.scaled_dot_product_attention`` (the
 bias, plus the causal mask where needed, as a float ``attn_mask``). Only an encoding with a
-content-position ``score`` term takes the explicit path, which materialises the logits.
+content-position ``score`` or ``value`` term takes the explicit path, which materialises the logits.
 """
 
 from __future__ import annotations
@@ -40,12 +40,17 @@ class SelfAttention(nn.Module):
                 mask = mask + causal_mask(length, length, x.device, q.dtype)
         dropout = self.dropout if self.training else 0.0
 
-        if encoding.uses_score:
+        if encoding.explicit_attention:
             if mask is None and causal:
                 mask = causal_mask(length, length, x.device, q.dtype)
             extra = encoding.score(q, k, pos, pos, layer)
-            mask = extra if mask is None else mask + extra
-            y = explicit_attention(q, k, v, mask, dropout)
+            if extra is not None:
+                mask = extra if mask is None else mask + extra
+            weights = attention_weights(q, k, mask, dropout)
+            y = weights @ v
+            extra_values = encoding.value(weights, pos, pos, layer)
+            if extra_values is not None:
+                y = y + extra_values
         else:
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal and mask is None
@@ -53,10 +58,10 @@ class SelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(batch, length, d_model))
 
 
-def explicit_attention(q: Tensor, k: Tensor, v: Tensor, extra_logits: Tensor | None, dropout: float) -> Tensor:
-    """softmax(q k^T / sqrt(d) + extra_logits) v, the reference that SDPA computes fused."""
+def attention_weights(q: Tensor, k: Tensor, extra_logits: Tensor | None, dropout: float) -> Tensor:
+    """softmax(q k^T / sqrt(d) + extra_logits), with dropout: what SDPA computes fused."""
     logits = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     if extra_logits is not None:
         logits = logits + extra_logits
-    weights = torch.softmax(logits.float(), dim=-1).to(v.dtype)
-    return F.dropout(weights, dropout, training=dropout > 0) @ v
+    weights = torch.softmax(logits.float(), dim=-1).to(q.dtype)
+    return F.dropout(weights, dropout, training=dropout > 0)

@@ -1,7 +1,8 @@
 """The Transformer stack shared by the model families: tokens in, per-position logits out.
 
-Position enters only through the encoding's hooks: ``embed`` on the input, ``rotate``/``bias``/
-``score`` inside every attention layer, ``between_blocks`` after each block.
+Position enters only through the encoding's hooks: ``positions`` once per forward, ``embed`` on
+the input, ``rotate``/``bias``/``score``/``value`` inside every attention layer, ``between_blocks``
+after each block.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Transformer(nn.Module):
         """``tokens [B, L]`` and integer positions ``[B or 1, L]`` (default 0..L-1) -> ``[B, L, n_outputs]``."""
         if pos is None:
             pos = torch.arange(tokens.shape[1], device=tokens.device)[None]
+        pos = self.encoding.positions(pos)
         x = self.drop(self.encoding.embed(self.embed(tokens), pos))
         for layer, block in enumerate(self.blocks):
             x = block(x, self.encoding, pos, self.causal, layer)

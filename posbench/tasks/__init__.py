@@ -1,6 +1,8 @@
-"""Tasks. Importing this package registers every task listed below."""
+"""Tasks: ``base.py`` holds the contract; each task module registers itself."""
 
-from posbench.tasks import copy, majority, reverse, sort  # noqa: F401  (registration)
+from posbench.registry import import_submodules
 from posbench.tasks.base import TASKS, Task
+
+import_submodules(__name__, __path__)
 
 __all__ = ["TASKS", "Task"]

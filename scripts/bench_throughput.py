@@ -12,8 +12,10 @@ What is measured
     the same output vocabulary, the same targets, loss, optimizer and learning rate.
 
 How
-    Every encoding in ``ENCODINGS.names()`` is measured, so newly registered encodings appear
-    automatically; those without an x-transformers counterpart (or every encoding, when
+    Every encoding in ``ENCODINGS.names()`` is measured (``none`` first), so newly registered
+    encodings appear automatically, with the attention path they take (``fused``: SDPA with the
+    bias as its float mask; ``explicit``: logits materialised for a content-position term) and
+    their steps/s relative to ``none``; those without an x-transformers counterpart (or every encoding, when
     x-transformers is not importable) show '-' in the x-transformers columns. For each
     encoding both networks are built, warmed up (``--warmup`` steps each), then timed for
     ``--repeats`` repeats of ``--steps`` steps each. The repeats of the two implementations are
@@ -168,7 +170,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-ROW = "{:<12} | {:>10} | {:>8} | {:>7} | {:>13} | {:>9} | {:>9}"
+ROW = "{:<17} | {:>8} | {:>10} | {:>7} | {:>8} | {:>7} | {:>13} | {:>9} | {:>9}"
 
 
 def main() -> None:
@@ -190,12 +192,15 @@ def main() -> None:
         "ratio = posbench / x-transformers steps/s, median over the paired repeats (IQR: their interquartile "
         f"range); target >= {RATIO_TARGET:.2f}x"
     )
-    header = ROW.format("encoding", "posbench/s", "xt/s", "ratio", "ratio IQR", "params pb", "params xt")
+    header = ROW.format(
+        "encoding", "path", "posbench/s", "vs none", "xt/s", "ratio", "ratio IQR", "params pb", "params xt"
+    )
     print(header)
     print("-" * len(header))
 
     below = []
-    for encoding in ENCODINGS.names():
+    none_rate = None
+    for encoding in sorted(ENCODINGS.names(), key=lambda name: name != "none"):  # none first: the baseline
         torch.manual_seed(args.seed)
         trainers = {"posbench": Trainer(posbench_net(args.model, encoding, args.vocab), tokens, targets, args.lr)}
         if TransformerWrapper is not None and encoding in XT_POSITION:
@@ -203,10 +208,17 @@ def main() -> None:
             trainers["xt"] = Trainer(xt_net(args.model, encoding, args.vocab), tokens, targets, args.lr)
         rates = measure(trainers, args.warmup, args.repeats, args.steps)
 
-        posbench_rate = f"{statistics.median(rates['posbench']):.2f}"
+        rate = statistics.median(rates["posbench"])
+        none_rate = rate if encoding == "none" else none_rate
+        first = [
+            encoding,
+            "explicit" if trainers["posbench"].net.encoding.explicit_attention else "fused",
+            f"{rate:.2f}",
+            f"{rate / none_rate:.2f}x",
+        ]
         posbench_params = trainers["posbench"].params
         if "xt" not in trainers:
-            print(ROW.format(encoding, posbench_rate, "-", "-", "-", posbench_params, "-"), flush=True)
+            print(ROW.format(*first, "-", "-", "-", posbench_params, "-"), flush=True)
             continue
         ratios = [p / x for p, x in zip(rates["posbench"], rates["xt"])]
         ratio = statistics.median(ratios)
@@ -216,8 +228,7 @@ def main() -> None:
             below.append(encoding)
             mark = f"  <- below {RATIO_TARGET:.2f}x"
         row = ROW.format(
-            encoding,
-            posbench_rate,
+            *first,
             f"{statistics.median(rates['xt']):.2f}",
             f"{ratio:.3f}x",
             f"{low:.3f}-{high:.3f}",

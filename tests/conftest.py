@@ -47,3 +47,13 @@ def compose(overrides: list[str], twin_cache) -> dict:
 def tiny_cfg(tmp_path):
     """``tiny_cfg(*overrides)``: a tiny run's configuration with its twin cache under tmp_path."""
     return lambda *overrides: compose([*TINY, *overrides], tmp_path / "twins")
+
+
+def skip_unsupported(encoding: str, causal: bool) -> None:
+    """Skip a registry-wide check for an attention mode the encoding declares it does not support
+    (that refusal itself is checked by tests/test_zoo.py)."""
+    from posbench.encodings import ENCODINGS
+
+    cls = ENCODINGS.get(encoding)
+    if not (cls.supports_causal if causal else cls.supports_bidirectional):
+        pytest.skip(f"{encoding} does not support {'causal' if causal else 'bidirectional'} attention")

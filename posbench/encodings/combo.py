@@ -1,0 +1,124 @@
+"""Combinations of encodings: several encodings acting in one model, each through its own hooks.
+
+Published models mix input-level and attention-level encodings: Shaw et al. 2018 (§4) try their
+relative terms together with absolute sinusoids, TUPE (Ke et al. 2021) adds T5's relative bias to
+its untied absolute term. ``encoding=combo encoding.parts=[learned,alibi]`` builds every part
+(a name, or a mapping with a ``name`` and that encoding's options) and composes their hooks:
+
+    positions:       pos <- p_K( ... p_1(pos))                     (every part then sees the result)
+    embed:           x <- e_K( ... e_1(x, pos), pos)
+    rotate:          (q, k) <- r_K( ... r_1(q, k))
+    attention:       logits = q . k / sqrt(d_head) + sum_i bias_i + sum_i score_i
+                     output = softmax(logits) v + sum_i value_i
+    between_blocks:  x <- b_K( ... b_1(x))
+
+A part's ``score`` sees queries and keys after *every* part's rotation. The combination is
+shift-invariant when every part is (sums of shift-invariant logit terms are; rotary parts rotate
+each feature pair by an angle linear in the position, so their composition is again a function of
+the offset), it supports a mode when every part does, and it can represent as many positions as its
+tightest part. Attention stays on the fused SDPA path unless some part itself needs the explicit
+one: ``explicit_attention`` asks the parts instead of looking at which methods this class overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from torch import Tensor, nn
+
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.errors import ConfigError
+
+
+def part_section(spec, option: str) -> dict:
+    """The config section of an encoding given as a name or as a mapping with a name and its options."""
+    if isinstance(spec, str):
+        return {"name": spec}
+    if isinstance(spec, Mapping) and isinstance(spec.get("name"), str):
+        return dict(spec)
+    raise ConfigError(f"{option} must be an encoding name or a mapping with a name (and its options), got {spec!r}")
+
+
+def remaps_positions(enc: PositionalEncoding) -> bool:
+    """True when the encoding's ``positions`` hook changes the positions (e.g. randomized)."""
+    return type(enc).positions is not PositionalEncoding.positions
+
+
+def total(terms: Iterable[Tensor | None]) -> Tensor | None:
+    """The sum of the terms that are not None; None when all are."""
+    present = [term for term in terms if term is not None]
+    return sum(present[1:], present[0]) if present else None
+
+
+@ENCODINGS.register("combo")
+class Combo(PositionalEncoding):
+    description = "several encodings at once, e.g. learned + ALiBi: hooks in order, logit terms summed"
+    family = "composite"
+
+    def __init__(self, shape: AttentionShape, parts: Sequence = ("learned", "alibi")):
+        super().__init__(shape)
+        if isinstance(parts, (str, Mapping)) or not isinstance(parts, Sequence):
+            raise ConfigError(f"encoding.parts must be a list of encodings (names or mappings), got {parts!r}")
+        sections = [part_section(spec, f"encoding.parts[{i}]") for i, spec in enumerate(parts)]
+        names = [section["name"] for section in sections]
+        if not names:
+            raise ConfigError("encoding=combo needs at least one encoding in encoding.parts, e.g. [learned,alibi]")
+        if self.name in names:
+            raise ConfigError("encoding=combo cannot contain another combo; list all the parts in one encoding.parts")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"encoding=combo lists {', '.join(repeated)} more than once in encoding.parts")
+        self.parts = nn.ModuleList(ENCODINGS.build(section, shape) for section in sections)
+        for part in self.parts:
+            bounded = [other.name for other in self.parts if other is not part and other.max_positions() is not None]
+            if remaps_positions(part) and bounded:
+                raise ConfigError(
+                    f"encoding=combo: {part.name} changes the positions every part sees, which {bounded[0]} "
+                    f"cannot check against its table; put the parts inside it instead "
+                    f"(e.g. encoding=randomized encoding.base={{name:combo,parts:[...]}})"
+                )
+        self.shift_invariant = all(part.shift_invariant for part in self.parts)
+        self.supports_bidirectional = all(part.supports_bidirectional for part in self.parts)
+        self.supports_causal = all(part.supports_causal for part in self.parts)
+
+    @property
+    def explicit_attention(self) -> bool:
+        return any(part.explicit_attention for part in self.parts)
+
+    def positions(self, pos: Tensor) -> Tensor:
+        for part in self.parts:
+            pos = part.positions(pos)
+        return pos
+
+    def embed(self, x: Tensor, pos: Tensor) -> Tensor:
+        for part in self.parts:
+            x = part.embed(x, pos)
+        return x
+
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
+        for part in self.parts:
+            q, k = part.rotate(q, k, q_pos, k_pos)
+        return q, k
+
+    def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
+        return total(part.bias(q_pos, k_pos, layer) for part in self.parts)
+
+    def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
+        return total(part.score(q, k, q_pos, k_pos, layer) for part in self.parts)
+
+    def value(self, weights: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
+        return total(part.value(weights, q_pos, k_pos, layer) for part in self.parts)
+
+    def between_blocks(self, x: Tensor, pos: Tensor, layer: int) -> Tensor:
+        for part in self.parts:
+            x = part.between_blocks(x, pos, layer)
+        return x
+
+    def max_positions(self) -> int | None:
+        limits = [limit for limit in (part.max_positions() for part in self.parts) if limit is not None]
+        return min(limits, default=None)
+
+    def check_fits(self, positions_needed: int) -> None:
+        """Every part checks itself, so the tightest one refuses the run with its own message."""
+        for part in self.parts:
+            part.check_fits(positions_needed)

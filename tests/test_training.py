@@ -125,3 +125,17 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         files.write_json(path, {"new": Unserialisable()})
     assert json.loads(path.read_text()) == {"old": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_weight_decay_spares_encoding_parameters_biases_and_norms():
+    from posbench.models import MODELS
+    from posbench.training.loop import parameter_groups
+
+    model = MODELS.get("encoder")(8, {"name": "t5"}, d_model=16, layers=1, heads=2)
+    decay, no_decay = parameter_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    decayed = {id(p) for p in decay["params"]}
+    assert id(model.encoding.table.weight) not in decayed
+    assert id(model.net.blocks[0].attn.qkv.weight) in decayed
+    assert all(p.dim() >= 2 for p in decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))

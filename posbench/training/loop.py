@@ -67,6 +67,17 @@ def warmup_cosine(warmup: int, total: int):
     return factor
 
 
+def parameter_groups(model: SequenceModel, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on matrices of the network only. Biases, norms and every
+    encoding parameter (slopes, tables, kernels; several are log-parameterised, where decay would
+    pull them towards 1) are not decayed."""
+    encoding = {id(p) for p in model.encoding.parameters()}
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.dim() >= 2 and id(p) not in encoding else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 def fit(
     model: SequenceModel,
     task: Task,
@@ -79,7 +90,7 @@ def fit(
     fingerprint: str,
 ) -> None:
     """Train ``model`` on ``task`` for ``cfg.max_steps`` steps, resuming from ``checkpoint`` if present."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.max_steps))
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)

@@ -1,0 +1,79 @@
+"""Contextual position encoding, CoPE (Golovneva et al. 2024, "Contextual Position Encoding:
+Learning to Count What's Important", §3 eqs. 3-6).
+
+Positions are counted, not indexed: query i decides with a gate which keys count, and the
+position of key j relative to i is the number of counted keys between j and i:
+
+    g_it  = sigmoid(q_i . k_t / sqrt(d))                          (eq. 3)
+    p_ij  = min(sum_{t=j}^{i} g_it, npos_max)                     (eq. 4, clipped at p_max)
+    e[p]  = (p - floor p) e[ceil p] + (1 - p + floor p) e[floor p]  (eq. 5)
+    a_ij  = softmax_j((q_i . k_j + q_i . e[p_ij]) / sqrt(d))      (eq. 6)
+
+with ``e[0] .. e[npos_max]`` learned vectors of size ``head_dim`` (``npos_max + 1`` rows: p = 0 is
+reachable once clipped gates vanish), one table per layer shared by the heads of that layer, zero
+at initialisation, as in the authors' reference code (facebookresearch/RAM, projects/cope).
+The ``score`` hook returns ``q_i . e[p_ij] / sqrt(d)``, which the attention adds to its already
+scaled ``q_i . k_j / sqrt(d)``. Only the positions are fractional, so the paper's efficient form is
+used: ``q_i . e[n]`` for every integer n once, then the *logits* are interpolated (eq. 5 is linear
+in e, so this equals interpolating the vectors).
+
+Conventions (documented choices):
+
+* Scaling: eq. 3 writes the raw product ``sigmoid(q . k)``; both the paper's appendix code and the
+  reference code compute the gates from the ``1/sqrt(d)``-scaled attention logits, and posbench
+  follows the code. Eq. 6 is taken with the usual ``1/sqrt(d)`` over the whole ``q . (k + e)`` (the
+  reference code's default); the appendix code and x-transformers add an unscaled ``q . e``, the
+  same model with the table rescaled by ``sqrt(d)``.
+* ``npos_max`` is the paper's p_max, the largest position (the appendix code's ``npos_max``
+  argument counts table rows, i.e. equals this one plus 1). The reference code's default is the
+  block size (clipping inactive in distribution); posbench's default of 64 exceeds every default
+  task length, so clipping only acts on longer test sequences; lower it for the paper's small p_max.
+* Causal only: the count runs over the keys visible to a causal query (j <= i), and the paper
+  defines and evaluates CoPE for decoders only. A bidirectional version would need a choice the
+  paper does not make (how to count, and tell apart, keys to the right), so it is refused.
+
+CoPE never reads the integer positions: shifting them all changes nothing (shift-invariant), while
+the counts still give the model order information through the causal prefix.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.errors import ConfigError
+
+
+@ENCODINGS.register("cope")
+class CoPE(PositionalEncoding):
+    description = "contextual positions: sigmoid-gated counts of keys index a learned table (Golovneva et al. 2024)"
+    family = "relative"
+    shift_invariant = True
+    supports_bidirectional = False
+
+    def __init__(self, shape: AttentionShape, npos_max: int = 64):
+        super().__init__(shape)
+        if int(npos_max) < 1:
+            raise ConfigError(f"encoding=cope needs npos_max >= 1, got {npos_max}")
+        self.npos_max = int(npos_max)
+        # e[layer, n] for n = 0 .. npos_max, zero at initialisation (reference code)
+        self.table = nn.Parameter(torch.zeros(shape.layers, self.npos_max + 1, shape.head_dim))
+
+    def contextual_positions(self, q: Tensor, k: Tensor) -> Tensor:
+        """``p_ij`` (eq. 4, clipped), ``[B, heads, Lq, Lk]``; 0 for the masked keys j > i."""
+        gates = torch.sigmoid((q @ k.transpose(-2, -1)).float() * q.shape[-1] ** -0.5)
+        q_len, k_len = gates.shape[-2:]
+        visible = torch.ones(q_len, k_len, dtype=torch.bool, device=q.device).tril(k_len - q_len)
+        gates = gates.masked_fill(~visible, 0.0)
+        # sum over t = j .. i: a cumulative sum from the right (future gates are zero)
+        return gates.flip(-1).cumsum(-1).flip(-1).clamp(max=self.npos_max)
+
+    def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor:
+        pos = self.contextual_positions(q, k)
+        at_integers = q.float() @ self.table[layer].float().T  # q_i . e[n], [B, heads, Lq, npos_max + 1]
+        floor = pos.floor()
+        w = pos - floor  # differentiable; floor/ceil indices are not
+        lower = at_integers.gather(-1, floor.long())
+        upper = at_integers.gather(-1, pos.ceil().long())
+        return ((w * upper + (1 - w) * lower) * q.shape[-1] ** -0.5).to(q.dtype)

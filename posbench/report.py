@@ -45,13 +45,14 @@ def catalogue() -> str:
     from posbench.models import MODELS
     from posbench.tasks import TASKS
 
+    width = max(len(name) for registry in (ENCODINGS, MODELS, TASKS) for name in registry.names())
     lines = ["encodings (encoding=NAME):"]
-    lines += [f"  {name:<12} {cls.family:<9} {cls.description}" for name, cls in ENCODINGS.items()]
+    lines += [f"  {name:<{width}}  {cls.family:<9}  {cls.description}" for name, cls in ENCODINGS.items()]
     lines += ["", "models (model=NAME):"]
-    lines += [f"  {name:<12} {cls.description}" for name, cls in MODELS.items()]
+    lines += [f"  {name:<{width}}  {cls.description}" for name, cls in MODELS.items()]
     lines += ["", "tasks (task=NAME):"]
     lines += [
-        f"  {name:<12} {'order' if cls.order_sensitive else 'control':<9} {cls.description}"
+        f"  {name:<{width}}  {'order' if cls.order_sensitive else 'control':<9}  {cls.description}"
         for name, cls in TASKS.items()
     ]
     return "\n".join(lines)

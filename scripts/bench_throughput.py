@@ -170,7 +170,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-ROW = "{:<17} | {:>8} | {:>10} | {:>7} | {:>8} | {:>7} | {:>13} | {:>9} | {:>9}"
+ROW = "{:<17} | {:>15} | {:>10} | {:>7} | {:>8} | {:>7} | {:>13} | {:>9} | {:>9}"
 
 
 def main() -> None:
@@ -201,6 +201,10 @@ def main() -> None:
     below = []
     none_rate = None
     for encoding in sorted(ENCODINGS.names(), key=lambda name: name != "none"):  # none first: the baseline
+        cls = ENCODINGS.get(encoding)
+        if not (cls.supports_causal if args.model == "decoder" else cls.supports_bidirectional):
+            print(ROW.format(encoding, f"not for {args.model}", *["-"] * 7), flush=True)
+            continue
         torch.manual_seed(args.seed)
         trainers = {"posbench": Trainer(posbench_net(args.model, encoding, args.vocab), tokens, targets, args.lr)}
         if TransformerWrapper is not None and encoding in XT_POSITION:

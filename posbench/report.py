@@ -15,10 +15,11 @@ def summary(results: dict, run_dir: Path, sweep_dir: Path | None = None) -> str:
     """Accuracy with PE, with PE switched off, and of the no-PE twin, side by side."""
     columns = sorted(results["lengths"], key=int)
     trainer = results["config"]["trainer"]
+    ceiling = results["constant_ceiling"]
+    baselines = f"chance {results['chance']:.3f}" + (f", best constant output {ceiling:.3f}" if ceiling is not None else "")
     header = (
         f"\nencoding={results['encoding']} task={results['task']} model={results['model']} "
-        f"seed={results['seed']}  ({trainer['max_steps']} steps on {results['device']}; "
-        f"chance {results['chance']:.3f}, best constant output {results['constant_ceiling']:.3f})\n"
+        f"seed={results['seed']}  ({trainer['max_steps']} steps on {results['device']}; {baselines})\n"
         f"{'':<24}{'acc':>7} {'seq_acc':>8}  |" + " ".join(f"{'len ' + c:>7}" for c in columns)
     )
     rows = [_row(results["encoding"], results["metrics"], results["lengths"], columns)]
@@ -26,10 +27,9 @@ def summary(results: dict, run_dir: Path, sweep_dir: Path | None = None) -> str:
         rows.append(_row("  same model, PE off", results["pe_off"], None, columns))
     if results["nope"] is not None:
         rows.append(_row("none (no-PE twin)", results["nope"]["metrics"], results["nope"]["lengths"], columns))
-    note = (
-        "acc: token accuracy on the in-distribution test set; len L: token accuracy at source length L\n"
-        "best constant output: the ceiling of a model that cannot tell target slots apart (NoPE encoder)"
-    )
+    note = "acc: token accuracy on the in-distribution test set; len L: token accuracy at source length L"
+    if ceiling is not None:
+        note += "\nbest constant output: the ceiling of a model that cannot tell target slots apart (NoPE encoder)"
     logdir = sweep_dir if sweep_dir is not None else run_dir
     footer = [
         f"results:     {run_dir / 'results.json'}",

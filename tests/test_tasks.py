@@ -67,6 +67,8 @@ def test_constant_output_ceiling_hand_case():
     # [1,1,2] -> best constant 1 gets 2 of 3; [4,5,6] -> 1 of 3
     tgt = torch.tensor([[1, 1, 2], [4, 5, 6]])
     assert constant_output_ceiling([(tgt, tgt)]) == pytest.approx(3 / 6)
+    single = torch.tensor([[3], [4]])
+    assert constant_output_ceiling([(single, single)]) is None  # vacuous for one-token targets
 
 
 @pytest.mark.parametrize(

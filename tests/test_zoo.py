@@ -1,5 +1,6 @@
-"""Every registered encoding with every model family, on reverse for a few steps: the loss stays
-finite and results.json is written, or the encoding refuses the mode before training."""
+"""Every registered encoding, and every registered task, with every model family for a few steps on
+CPU: the loss stays finite and results.json is written, or the encoding refuses the mode before
+training."""
 
 import json
 import math
@@ -10,6 +11,7 @@ from conftest import compose
 from posbench import experiment
 from posbench.encodings import ENCODINGS
 from posbench.errors import ConfigError
+from posbench.tasks import TASKS
 
 MICRO = [
     "task=reverse",
@@ -50,3 +52,13 @@ def test_every_encoding_trains_with_every_model(encoding, model, tmp_path, monke
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["encoding"] == encoding and saved["model"] == model
+
+
+@pytest.mark.parametrize("model", ["encoder", "decoder"])
+@pytest.mark.parametrize("task", TASKS.names())
+def test_every_task_trains_with_every_model(task, model, tmp_path):
+    overrides = [o for o in MICRO if not o.startswith(("task=", "task.train_lengths"))]
+    cfg = compose([*overrides, f"task={task}", f"model={model}", "encoding=rope"], tmp_path / "twins")
+    results = experiment.run(cfg, tmp_path / "run")
+    assert results["task"] == task and 0.0 <= results["metrics"]["acc"] <= 1.0
+    assert 0.0 < results["chance"] <= 1.0

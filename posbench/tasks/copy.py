@@ -1,4 +1,4 @@
-"""Copy: the target is the source (Kazemnejad et al. 2023; "duplicate string" in Ruoss et al. 2023).
+"""Copy: the target is the source (Kazemnejad et al. 2023; the "duplicate string" task w -> ww is `duplicate`).
 Order-sensitive: target slot i must find source position i. Chance: 1 / vocab_size per token."""
 
 from torch import Tensor

@@ -39,10 +39,9 @@ class Registry(Generic[T]):
         keys as keyword arguments; a key the class does not take is a ``ConfigError``."""
         cls = self.get(section["name"])
         options = {key: value for key, value in section.items() if key != "name"}
-        accepted = inspect.signature(cls).parameters
-        unknown = sorted(set(options) - set(accepted))
+        known = keyword_options(cls)
+        unknown = sorted(set(options) - set(known))
         if unknown:
-            known = [name for name, p in accepted.items() if p.default is not p.empty]
             raise ConfigError(
                 f"{self.kind}={section['name']} has no option {', '.join(unknown)}; its options: {', '.join(known)}"
             )
@@ -53,6 +52,20 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, type[T]]]:
         return [(name, self._items[name]) for name in self.names()]
+
+
+def keyword_options(cls: type) -> list[str]:
+    """The keyword options (parameters with defaults) of ``cls.__init__``, following ``**options``
+    that an ``__init__`` passes on to its parent's."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names += [p.name for p in parameters if p.default is not p.empty and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
 
 
 def import_submodules(package: str, path: list[str]) -> None:

@@ -84,3 +84,16 @@ def test_constant_output_ceiling_hand_case():
 def test_invalid_task_values_are_config_errors(kw, message):
     with pytest.raises(ConfigError, match=message):
         make("copy", **kw)
+
+
+def test_build_follows_options_passed_on_to_the_base_task():
+    task = TASKS.build({"name": "modular_arithmetic", "modulus": 5, "vocab_size": 8, "eval_size": 3})
+    assert (task.modulus, task.vocab_size, task.eval_size) == (5, 8, 3)
+    with pytest.raises(ConfigError, match="has no option modulo; its options: modulus, vocab_size, train_lengths"):
+        TASKS.build({"name": "modular_arithmetic", "modulo": 5})
+
+
+def test_declared_minimums_are_checked_by_the_base():
+    with pytest.raises(ConfigError, match="at least 2 for task=index_lookup"):
+        TASKS.build({"name": "index_lookup", "train_lengths": [1, 4]})
+    assert make("index_lookup").train_lengths == (2, 16)  # the default range starts at min_length

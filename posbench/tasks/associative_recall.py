@@ -15,28 +15,13 @@ Chance: 1 / (vocab_size - K), a uniform guess among the value symbols."""
 import torch
 from torch import Tensor
 
-from posbench.errors import ConfigError
 from posbench.tasks.base import TASKS, Batch, Task
 
 
 @TASKS.register("associative_recall")
 class AssociativeRecall(Task):
     description = "output the value paired with the final query key (order-sensitive)"
-
-    def __init__(
-        self,
-        vocab_size: int = 16,
-        train_lengths: tuple[int, int] = (2, 16),
-        eval_lengths: tuple[int, ...] = (8, 16, 32),
-        eval_size: int = 256,
-        eval_seed: int = 1234,
-    ):
-        super().__init__(vocab_size, train_lengths, eval_lengths, eval_size, eval_seed)
-        if min(self.train_lengths[0], self.eval_lengths[0]) < 2:
-            raise ConfigError(
-                "associative_recall needs every length (task.train_lengths, task.eval_lengths) "
-                "to be at least 2: a key and its value"
-            )
+    min_length = 2
 
     @property
     def num_keys(self) -> int:

@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from posbench.errors import ConfigError
 from posbench.tasks.base import TASKS, Batch, Task
 
 
@@ -26,21 +25,7 @@ from posbench.tasks.base import TASKS, Batch, Task
 class BagEqual(Task):
     description = "output 1 if the two halves hold the same multiset, else 0 (order-free control)"
     order_sensitive = False
-
-    def __init__(
-        self,
-        vocab_size: int = 16,
-        train_lengths: tuple[int, int] = (1, 16),
-        eval_lengths: tuple[int, ...] = (8, 16, 32),
-        eval_size: int = 256,
-        eval_seed: int = 1234,
-    ):
-        super().__init__(vocab_size, train_lengths, eval_lengths, eval_size, eval_seed)
-        if self.vocab_size < 5:
-            raise ConfigError(
-                f"task.vocab_size={self.vocab_size} must be at least 5 for bag_equal "
-                "(two symbols per half-alphabet, so that unequal bags exist, and the filler)"
-            )
+    min_vocab = 5
 
     @property
     def half(self) -> int:

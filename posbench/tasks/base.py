@@ -28,22 +28,34 @@ class Task:
     description: str = ""
     #: Whether the target depends on the order of the source (False for the controls).
     order_sensitive: bool = True
+    #: The shortest source the task is defined for, and the fewest symbols it needs.
+    min_length: int = 1
+    min_vocab: int = 2
 
     def __init__(
         self,
         vocab_size: int = 16,
-        train_lengths: tuple[int, int] = (1, 16),
+        train_lengths: tuple[int, int] | None = None,
         eval_lengths: tuple[int, ...] = (8, 16, 32),
         eval_size: int = 256,
         eval_seed: int = 1234,
     ):
+        """``train_lengths`` defaults to ``[min_length, 16]``. A subclass with options of its own
+        takes ``**options`` and passes them on (``Registry.build`` follows the chain)."""
+        train_lengths = (self.min_length, 16) if train_lengths is None else train_lengths
         lo, hi = (int(n) for n in train_lengths)
-        if vocab_size < 2:
-            raise ConfigError(f"task.vocab_size={vocab_size} must be at least 2")
-        if not 1 <= lo <= hi:
-            raise ConfigError(f"task.train_lengths={list(train_lengths)} must be [min, max] with 1 <= min <= max")
-        if not eval_lengths or min(eval_lengths) < 1:
-            raise ConfigError(f"task.eval_lengths={list(eval_lengths)} must be a non-empty list of positive lengths")
+        if vocab_size < self.min_vocab:
+            raise ConfigError(f"task.vocab_size={vocab_size} must be at least {self.min_vocab} for task={self.name}")
+        if not self.min_length <= lo <= hi:
+            raise ConfigError(
+                f"task.train_lengths={list(train_lengths)} must be [min, max] with min <= max and min "
+                f"at least {self.min_length} for task={self.name}"
+            )
+        if not eval_lengths or min(eval_lengths) < self.min_length:
+            raise ConfigError(
+                f"task.eval_lengths={list(eval_lengths)} must be a non-empty list of lengths of "
+                f"at least {self.min_length} for task={self.name}"
+            )
         if eval_size < 1:
             raise ConfigError(f"task.eval_size={eval_size} must be positive")
         self.vocab_size = int(vocab_size)

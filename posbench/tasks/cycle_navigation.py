@@ -20,16 +20,8 @@ class CycleNavigation(Task):
     description = "output the final state of stay/+1/-1 moves on a 5-cycle (order-free)"
     order_sensitive = False
 
-    def __init__(
-        self,
-        vocab_size: int = 16,
-        train_lengths: tuple[int, int] = (1, 16),
-        eval_lengths: tuple[int, ...] = (8, 16, 32),
-        eval_size: int = 256,
-        eval_seed: int = 1234,
-        cycle_length: int = 5,
-    ):
-        super().__init__(vocab_size, train_lengths, eval_lengths, eval_size, eval_seed)
+    def __init__(self, cycle_length: int = 5, **options):
+        super().__init__(**options)
         if cycle_length < 2:
             raise ConfigError(f"task.cycle_length={cycle_length} must be at least 2")
         need = max(3, int(cycle_length))

@@ -14,28 +14,13 @@ Chance: 1 / vocab_size (uniform guess among the symbols)."""
 import torch
 from torch import Tensor
 
-from posbench.errors import ConfigError
 from posbench.tasks.base import TASKS, Batch, Task
 
 
 @TASKS.register("index_lookup")
 class IndexLookup(Task):
     description = "output the source symbol at the index given by the final query symbol (order-sensitive)"
-
-    def __init__(
-        self,
-        vocab_size: int = 16,
-        train_lengths: tuple[int, int] = (2, 16),
-        eval_lengths: tuple[int, ...] = (8, 16, 32),
-        eval_size: int = 256,
-        eval_seed: int = 1234,
-    ):
-        super().__init__(vocab_size, train_lengths, eval_lengths, eval_size, eval_seed)
-        if min(self.train_lengths[0], self.eval_lengths[0]) < 2:
-            raise ConfigError(
-                "index_lookup needs every length (task.train_lengths, task.eval_lengths) "
-                "to be at least 2: a data symbol and the query"
-            )
+    min_length = 2
 
     def target_len(self, length: int) -> int:
         return 1

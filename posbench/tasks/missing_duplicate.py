@@ -19,33 +19,14 @@ import math
 import torch
 from torch import Tensor
 
-from posbench.errors import ConfigError
 from posbench.tasks.base import TASKS, Batch, Task
 
 
 @TASKS.register("missing_duplicate")
 class MissingDuplicate(Task):
     description = "find the symbol hidden by a marker in the copy of a string (order-sensitive)"
-
-    def __init__(
-        self,
-        vocab_size: int = 16,
-        train_lengths: tuple[int, int] = (2, 16),
-        eval_lengths: tuple[int, ...] = (8, 16, 32),
-        eval_size: int = 256,
-        eval_seed: int = 1234,
-    ):
-        super().__init__(vocab_size, train_lengths, eval_lengths, eval_size, eval_seed)
-        if self.vocab_size < 3:
-            raise ConfigError(
-                f"task.vocab_size={self.vocab_size} must be at least 3 for missing_duplicate "
-                "(two string symbols and the marker)"
-            )
-        if min(self.train_lengths[0], self.eval_lengths[0]) < 2:
-            raise ConfigError(
-                "missing_duplicate needs every length (task.train_lengths, task.eval_lengths) "
-                "to be at least 2: a string and a copy"
-            )
+    min_length = 2
+    min_vocab = 3
 
     @property
     def marker(self) -> int:

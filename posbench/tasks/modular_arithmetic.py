@@ -28,16 +28,8 @@ from posbench.tasks.base import TASKS, Batch, Task
 class ModularArithmetic(Task):
     description = "output the value mod m of an expression over + - * with precedence (order-sensitive)"
 
-    def __init__(
-        self,
-        vocab_size: int = 16,
-        train_lengths: tuple[int, int] = (1, 16),
-        eval_lengths: tuple[int, ...] = (8, 16, 32),
-        eval_size: int = 256,
-        eval_seed: int = 1234,
-        modulus: int = 3,
-    ):
-        super().__init__(vocab_size, train_lengths, eval_lengths, eval_size, eval_seed)
+    def __init__(self, modulus: int = 3, **options):
+        super().__init__(**options)
         if modulus < 2:
             raise ConfigError(f"task.modulus={modulus} must be at least 2")
         if self.vocab_size < modulus + 3:

@@ -49,11 +49,11 @@ def train_and_evaluate(cfg: dict, device: torch.device, out_dir: Path) -> dict:
     model.to(device)
     name = cfg["encoding"]["name"]
     writer = SummaryWriter(str(out_dir / "tb" / name))
+    test_set = task.test_set(device)
     fit(
-        model, task, trainer, cfg["seed"], device, writer,
+        model, task, test_set, trainer, cfg["seed"], device, writer,
         checkpoint=out_dir / f"checkpoint_{name}.pt", label=name, fingerprint=fingerprint(cfg, device),
     )
-    test_set = task.test_set(device)
     outcome = evaluate(model, test_set, task.length_sets(device))
     outcome["pe_off"] = None
     if name != "none":

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from posbench.errors import ConfigError
 from posbench.models import SequenceModel
 from posbench.tasks import Task
+from posbench.tasks.base import Batch
 from posbench.training.evaluate import score
 from posbench.training.files import save_torch
 
@@ -81,6 +82,7 @@ def parameter_groups(model: SequenceModel, weight_decay: float) -> list[dict]:
 def fit(
     model: SequenceModel,
     task: Task,
+    test_set: list[Batch],
     cfg: TrainerConfig,
     seed: int,
     device: torch.device,
@@ -89,12 +91,12 @@ def fit(
     label: str,
     fingerprint: str,
 ) -> None:
-    """Train ``model`` on ``task`` for ``cfg.max_steps`` steps, resuming from ``checkpoint`` if present."""
+    """Train ``model`` on ``task`` for ``cfg.max_steps`` steps, resuming from ``checkpoint`` if present;
+    ``test_set`` is scored every ``cfg.eval_every`` steps."""
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.max_steps))
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
-    test_set = task.test_set(device)
 
     start = 0
     if checkpoint.exists():

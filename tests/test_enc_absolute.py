@@ -147,9 +147,9 @@ def test_compressed_ratio_one_is_sinusoidal_and_bad_ratios_refused():
     pos = [[0, 1, 2, 9, 55]]
     one = ENCODINGS.get("compressed")(shape(), ratio=1)
     torch.testing.assert_close(code(one, pos), code(ENCODINGS.get("sinusoidal")(shape()), pos))
-    for bad in (0, -2, 2.5, True):
-        with pytest.raises(ConfigError, match="encoding=compressed needs an integer encoding.ratio"):
-            ENCODINGS.get("compressed")(shape(), ratio=bad)
+    for bad, problem in ((0, "must be >= 1"), (-2, "must be >= 1"), (2.5, "is not an integer"), (True, "is not an integer")):
+        with pytest.raises(ConfigError, match=f"encoding.ratio=.* {problem}"):
+            ENCODINGS.build({"name": "compressed", "ratio": bad}, shape())
     with pytest.raises(ConfigError, match="encoding=compressed needs an even model.d_model"):
         ENCODINGS.get("compressed")(shape(d_model=7))
 
@@ -198,5 +198,5 @@ def test_adaptive_has_no_position_limit():
     w = enc.proj.weight.detach()
     torch.testing.assert_close(far[0, 2], w[:, 0] * 4 + w[:, 1] * 32 / 3)
     for bad in (0, -5):
-        with pytest.raises(ConfigError, match="encoding=adaptive needs encoding.max_len > 0"):
+        with pytest.raises(ConfigError, match=f"encoding.max_len={bad} must be > 0"):
             ENCODINGS.build({"name": "adaptive", "max_len": bad}, shape())

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import posbench.models.attention as attention
-from posbench import experiment
+from posbench import config, experiment
 from posbench.encodings import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.encodings.alibi import ALiBi
 from posbench.errors import ConfigError
@@ -54,14 +54,16 @@ def assert_sorted_distinct_in_range(pos: torch.Tensor, length: int, limit: int) 
 
 
 def logits(enc: PositionalEncoding, x: torch.Tensor, pos: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor):
-    """Attention logits of one layer through the hooks, as SelfAttention computes them."""
+    """Attention logits of one layer through the hooks, as SelfAttention computes them (``score``
+    on the projected q, k; the content logits on the rotated ones)."""
     batch, length, _ = x.shape
     h = enc.embed(x, pos)
     q = (h @ w_q).view(batch, length, enc.shape.heads, -1).transpose(1, 2)
     k = (h @ w_k).view(batch, length, enc.shape.heads, -1).transpose(1, 2)
+    score = enc.score(q, k, pos, pos, 0)
     q, k = enc.rotate(q, k, pos, pos)
     out = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    for term in (enc.bias(pos, pos, 0), enc.score(q, k, pos, pos, 0)):
+    for term in (enc.bias(pos, pos, 0), score):
         if term is not None:
             out = out + term
     return out
@@ -266,9 +268,9 @@ def test_randomized_check_fits_and_bad_options():
     with pytest.raises(ConfigError, match="max_random_len - 1 = 255 but its base learned represents 64"):
         build({"name": "randomized", "base": {"name": "learned", "max_len": 64}})
     build({"name": "randomized", "base": {"name": "learned", "max_len": 64}, "max_random_len": 64})
-    with pytest.raises(ConfigError, match="eval_positions='shuffled'"):
+    with pytest.raises(ConfigError, match="encoding.eval_positions=shuffled must be one of random, sequential"):
         build({"name": "randomized", "eval_positions": "shuffled"})
-    with pytest.raises(ConfigError, match="max_random_len=0"):
+    with pytest.raises(ConfigError, match="encoding.max_random_len=0 must be >= 1"):
         build({"name": "randomized", "max_random_len": 0})
     with pytest.raises(ConfigError, match="cannot be its own base"):
         build({"name": "randomized", "base": "randomized"})
@@ -279,18 +281,18 @@ def test_randomized_check_fits_and_bad_options():
 
 
 def test_options_reach_the_parts_from_the_command_line(tiny_cfg):
-    """Overrides as a user writes them, composed by Hydra and validated by experiment.build
+    """Overrides as a user writes them, composed by Hydra and validated by config.build
     (tiny runs evaluate lengths up to 8: 8 + SEP + 8 = 17 positions in the encoder)."""
-    _, net, _ = experiment.build(
+    _, net, _ = config.build(
         tiny_cfg("encoding=randomized", "encoding.base={name:learned,max_len:128}", "encoding.max_random_len=128")
     )
     assert net.encoding.base.max_positions() == 128
     with pytest.raises(ConfigError, match="max_random_len=16 but this run needs 17"):
-        experiment.build(tiny_cfg("encoding=randomized", "encoding.max_random_len=16"))
-    _, net, _ = experiment.build(tiny_cfg("encoding=combo", "encoding.parts=[{name:rope,base:500},alibi]"))
+        config.build(tiny_cfg("encoding=randomized", "encoding.max_random_len=16"))
+    _, net, _ = config.build(tiny_cfg("encoding=combo", "encoding.parts=[{name:rope,base:500},alibi]"))
     assert [part.name for part in net.encoding.parts] == ["rope", "alibi"] and net.encoding.parts[0].base == 500
     with pytest.raises(ConfigError, match="encoding=learned represents 16 positions but this run needs 17"):
-        experiment.build(tiny_cfg("encoding=combo", "encoding.parts=[{name:learned,max_len:16},alibi]"))
+        config.build(tiny_cfg("encoding=combo", "encoding.parts=[{name:learned,max_len:16},alibi]"))
 
 
 # ---- combo ----------------------------------------------------------------------------------------
@@ -419,3 +421,126 @@ def test_combo_rejects_bad_parts(parts, message):
 def test_combo_may_randomize_unbounded_parts():
     enc = build({"name": "combo", "parts": [{"name": "randomized", "base": "none", "max_random_len": 30}, "alibi"]})
     assert_sorted_distinct_in_range(draw(enc.train(), 8), 8, 30)
+
+
+# ---- combo: score parts see the projected queries and keys, before any rotation ----------------------
+def randomised(enc: PositionalEncoding) -> PositionalEncoding:
+    """``enc`` with N(0, 1) parameters (zero-initialised tables such as CoPE's get real values), in eval mode."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return enc.eval()
+
+
+@pytest.mark.parametrize(
+    "parts, causal",
+    [
+        (["rope", "shaw"], False),
+        (["rope", "shaw"], True),
+        (["rope", "xl"], False),
+        (["rope", "xl"], True),
+        (["rope", "cope"], True),
+        (["xpos", "shaw"], True),
+    ],
+)
+def test_combo_of_rotary_and_score_parts_is_shift_invariant(parts, causal):
+    """The combo declares itself shift-invariant, so one attention call (logits, softmax, Shaw's
+    value term) must give the same output at positions p and p + 50. It does only if the score part
+    sees position-free q, k: Shaw's q_i . a_ij on RoPE-rotated q_i depends on i itself."""
+    torch.manual_seed(0)
+    enc = randomised(build({"name": "combo", "parts": parts}, shape(causal=causal)))
+    assert enc.shift_invariant and enc.explicit_attention
+    q, k, v = (torch.randn(2, 4, 12, 8) for _ in range(3))
+    pos = torch.arange(12)[None]
+    with torch.no_grad():
+        out = attention.attend(q, k, v, enc, pos, pos, causal, 0, 0.0)
+        shifted = attention.attend(q, k, v, enc, pos + 50, pos + 50, causal, 0, 0.0)
+    assert out.abs().mean() > 0.1
+    torch.testing.assert_close(shifted, out, atol=2e-5, rtol=2e-5)
+
+
+def test_score_hook_receives_the_projected_queries_and_keys(monkeypatch):
+    """Through a whole model: every score call of [rope, shaw] sees q, k exactly as projected by the
+    layer's qkv matrix (no rotation), while the content logits still use the rotated q, k."""
+    net = model({"name": "combo", "parts": ["rope", "shaw"]}).eval()
+    seen = []
+    shaw = net.encoding.parts[1]
+    real = shaw.score
+    monkeypatch.setattr(shaw, "score", lambda q, k, *rest: seen.append((q, k)) or real(q, k, *rest))
+    captured = []
+    for block in net.net.blocks:
+        block.attn.qkv.register_forward_hook(lambda module, inputs, output: captured.append(output))
+    tokens = torch.randint(0, VOCAB, (2, 7))
+    net.net(tokens)
+    assert len(seen) == len(captured) == 2
+    for (q, k), qkv in zip(seen, captured):
+        projected_q, projected_k, _ = qkv.view(2, 7, 3, 4, 8).permute(2, 0, 3, 1, 4)
+        assert torch.equal(q, projected_q) and torch.equal(k, projected_k)
+
+
+# ---- combo: SPE with other parts -----------------------------------------------------------------
+def test_combo_spe_then_shaw_is_spe_logits_plus_shaw_terms():
+    """[spe, shaw]: logits = qhat . khat / sqrt(R) (SPE's codes, Liutkus et al. 2021) plus Shaw's
+    q_i . w^K[clip(j - i)] / sqrt(d_head) on the projected q (eq. 5), and the output gains
+    sum_j alpha_ij w^V[clip(j - i)] (eq. 3); Shaw's terms are written out here pair by pair."""
+    torch.manual_seed(0)
+    enc = randomised(build({"name": "combo", "parts": ["spe", {"name": "shaw", "clip": 3}]}))
+    spe, shaw = enc.parts
+    q, k, v = (torch.randn(2, 4, 9, 8) for _ in range(3))
+    pos = torch.arange(9)[None]
+    with torch.no_grad():
+        got = attention.attend(q, k, v, enc, pos, pos, False, 1, 0.0)
+        q_hat, k_hat = spe.rotate(q, k, pos, pos)
+        assert q_hat.shape[-1] == spe.num_realizations == 64
+        logits = q_hat @ k_hat.transpose(-2, -1) / 8.0  # sqrt(R) = 8
+        w_key, w_value = shaw.w_key[1], shaw.w_value[1]
+        row = [[min(max(j - i, -3), 3) + 3 for j in range(9)] for i in range(9)]
+        for i in range(9):
+            for j in range(9):
+                logits[..., i, j] += q[..., i, :] @ w_key[row[i][j]] / math.sqrt(8)
+        weights = torch.softmax(logits, dim=-1)
+        expected = weights @ v
+        for i in range(9):
+            for j in range(9):
+                expected[..., i, :] += weights[..., i, j, None] * w_value[row[i][j]]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_combo_spe_with_shaw_trains():
+    """A few AdamW steps of an encoder with [spe, shaw]: finite losses that go down, and gradients
+    reach both parts' parameters."""
+    torch.manual_seed(0)
+    net = MODELS.get("encoder")(VOCAB, {"name": "combo", "parts": ["spe", "shaw"]}, d_model=32, layers=2, heads=4)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    src = torch.randint(0, VOCAB - 1, (16, 6))
+    tgt = src.flip(1)
+    losses = []
+    for _ in range(8):
+        loss, _ = net.loss(src, tgt)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    spe, shaw = net.encoding.parts
+    assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0], losses
+    assert spe.freq_logits.grad.abs().sum() > 0 and shaw.w_key.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "parts, causal, first, second",
+    [
+        (["spe", "rope"], False, "spe", "rope"),
+        (["rope", "spe"], False, "spe", "rope"),
+        (["spe", "xpos"], True, "spe", "xpos"),
+        (["spe", "tupe"], False, "spe", "tupe"),
+        (["tupe", "spe"], True, "spe", "tupe"),
+        ([{"name": "randomized", "base": "spe"}, "rope"], False, "randomized", "rope"),
+    ],
+)
+def test_combo_refuses_spe_with_another_rotation(parts, causal, first, second):
+    """SPE's rotate replaces q, k by R-dimensional random-feature codes: another part's rotation
+    would act on (or produce) different vectors, e.g. RoPE would rotate 16 of SPE's 64 features."""
+    with pytest.raises(ConfigError, match=f"^encoding=combo cannot combine {first} with {second}: ") as refusal:
+        build({"name": "combo", "parts": parts}, shape(causal=causal))
+    assert "\n" not in str(refusal.value) and "codes" in str(refusal.value)

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from posbench.encodings import ENCODINGS, AttentionShape
 from posbench.errors import ConfigError
+from posbench.models import MODELS
 
 GAMMA = 0.4  # Sun et al. 2022, xPos
 
@@ -99,17 +100,18 @@ def test_partial_rotary_hand_computed():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"rotary_fraction": 0.0}, r"rotary_fraction must be in \(0, 1\]"),
-        ({"rotary_fraction": 1.5}, r"rotary_fraction must be in \(0, 1\]"),
-        ({"rotary_fraction": 0.375}, r"round\(0.375 \* 8\) = 3 features .* even number > 0"),
-        ({"rotary_fraction": 0.05}, r"= 0 features .* even number > 0"),
-        ({"scale": 0.0}, "scale must be > 0"),
-        ({"ntk_alpha": -2.0}, "ntk_alpha must be > 0"),
-        ({"rotary_fraction": 0.25, "ntk_alpha": 2.0}, "ntk_alpha needs at least 4 rotated features"),
+        ({"rotary_fraction": 0.0}, r"encoding.rotary_fraction=0.0 must be > 0"),
+        ({"rotary_fraction": 1.5}, r"encoding.rotary_fraction=1.5 must be <= 1"),
+        ({"rotary_fraction": 0.375}, r"encoding=rope: .*round\(0.375 \* 8\) = 3 features .* even number > 0"),
+        ({"rotary_fraction": 0.05}, r"encoding=rope: .*= 0 features .* even number > 0"),
+        ({"scale": 0.0}, "encoding.scale=0.0 must be > 0"),
+        ({"ntk_alpha": -2.0}, "encoding.ntk_alpha=-2.0 must be > 0"),
+        ({"base": 1.0}, "encoding.base=1.0 must be > 1"),
+        ({"rotary_fraction": 0.25, "ntk_alpha": 2.0}, "encoding=rope: .*ntk_alpha needs at least 4 rotated features"),
     ],
 )
 def test_rope_invalid_options(options, message):
-    with pytest.raises(ConfigError, match="encoding=rope: .*" + message):
+    with pytest.raises(ConfigError, match=message):
         rope(d_model=8, heads=1, **options)
 
 
@@ -315,27 +317,47 @@ def test_xpos_is_causal_only():
     with pytest.raises(ConfigError, match="encoding=xpos is defined only for causal attention"):
         ENCODINGS.build({"name": "xpos"}, shape(causal=False))
     assert not ENCODINGS.get("xpos").supports_bidirectional
-    with pytest.raises(ConfigError, match="encoding=xpos: scale_base must be > 0"):
+    with pytest.raises(ConfigError, match="encoding.scale_base=0.0 must be > 0"):
         xpos(scale_base=0.0)
 
 
 def test_xpos_refuses_runs_beyond_float32_range():
-    """With positions 0..N-1 and centre N // 2 the factors reach zeta_0^(-+(N // 2) / scale_base),
-    zeta_0 = 0.4 / 1.4 = 2/7: for scale_base 4 they stay within 2^+-100 while
-    (N // 2) / 4 * log2(3.5) <= 100, i.e. N // 2 <= 221.3, N <= 443."""
+    """With positions 0..N-1 a query factor times a key factor reaches zeta_0^(-+(N - 1) / scale_base)
+    (query 0 and key N-1, a masked pair), zeta_0 = 0.4 / 1.4 = 2/7: for scale_base 4 the products stay
+    within 2^+-100 while (N - 1) / 4 * log2(3.5) <= 100, i.e. N - 1 <= 221.3, N <= 222."""
     enc = xpos(d_model=4, heads=1, scale_base=4.0)
-    assert enc.max_positions() == 443
-    enc.check_fits(443)
-    with pytest.raises(ConfigError, match="encoding=xpos .* at most 443 positions with scale_base=4 .* needs 444"):
-        enc.check_fits(444)
-    ones = torch.ones(1, 1, 443, 4)
-    pos = torch.arange(443)[None]
+    assert enc.max_positions() == 222
+    enc.check_fits(222)
+    with pytest.raises(ConfigError, match="encoding=xpos .* at most 222 positions with scale_base=4 .* needs 223"):
+        enc.check_fits(223)
+    ones = torch.ones(1, 1, 222, 4)
+    pos = torch.arange(222)[None]
     rq, rk = enc.rotate(ones, ones, pos, pos)
-    assert rq.isfinite().all() and rk.isfinite().all() and rq.abs().max() < 2.0**101
+    assert rq.isfinite().all() and rk.isfinite().all()
+    assert logits(rq, rk).isfinite().all() and logits(rq, rk).abs().max() < 2.0**101
     # far beyond the limit the factors genuinely overflow: the refusal is needed
     pos = torch.arange(4000)[None]
     rq, rk = enc.rotate(torch.ones(1, 1, 4000, 4), torch.ones(1, 1, 4000, 4), pos, pos)
     assert not (rq.isfinite().all() and rk.isfinite().all())
+
+
+def test_xpos_with_a_bias_part_is_refused_where_masked_logits_overflow():
+    """A bias part turns the causal mask into a float ``attn_mask``, so a masked logit that overflows
+    gives inf + (-inf) = NaN. [xpos (scale_base 8), alibi] in a decoder: the masked pair (query 0,
+    key N-1) has factor zeta_0^(-(N - 1)/8) = 2^((N - 1)/8 * log2 3.5), beyond float32 for N = 700
+    (2^157.9); the limit is N - 1 <= 800 / log2(3.5) = 442.6, N = 443 (2^99.9)."""
+    section = {"name": "combo", "parts": [{"name": "xpos", "scale_base": 8.0}, "alibi"]}
+    torch.manual_seed(0)
+    net = MODELS.get("decoder")(11, section, d_model=32, layers=2, heads=4).eval()
+    assert net.encoding.max_positions() == 443
+    net.encoding.check_fits(443)
+    with pytest.raises(ConfigError, match="encoding=xpos .* at most 443 positions with scale_base=8 .* needs 700"):
+        net.encoding.check_fits(700)
+    with torch.no_grad():
+        admitted = net.net(torch.randint(0, 11, (2, 443)))
+        refused = net.net(torch.randint(0, 11, (2, 700)))
+    assert admitted.isfinite().all()
+    assert refused.isnan().any(), "700 positions do not overflow: the refusal is not needed"
 
 
 # ---- cross-checks with x-transformers and rotary-embedding-torch -------------------------------------

@@ -3,14 +3,13 @@ attention path equal to SDPA, greedy decoding consistent with teacher forcing.""
 
 import pytest
 import torch
+from conftest import skip_unsupported
 from torch import nn
 
 from posbench.encodings import ENCODINGS
 from posbench.encodings.base import AttentionShape, PositionalEncoding
 from posbench.errors import ConfigError
 from posbench.models import MODELS
-
-from conftest import skip_unsupported
 
 VOCAB = 11
 
@@ -120,11 +119,16 @@ def test_positions_needed_per_family():
 
 @pytest.mark.parametrize(
     "kw, message",
-    [(dict(d_model=30, heads=4), "divisible"), (dict(layers=0), "positive"), (dict(dropout=1.0), "dropout")],
+    [
+        (dict(d_model=30, heads=4), "model.d_model=30 is not divisible by model.heads=4"),
+        (dict(layers=0), "model.layers=0 must be >= 1"),
+        (dict(dropout=1.0), "model.dropout=1.0 must be < 1"),
+        (dict(ffn_mult=2.5), "model.ffn_mult=2.5 is not an integer"),
+    ],
 )
 def test_invalid_model_values_are_config_errors(kw, message):
     with pytest.raises(ConfigError, match=message):
-        MODELS.get("encoder")(VOCAB, {"name": "none"}, **{"d_model": 32, "heads": 4, **kw})
+        MODELS.build({"name": "encoder", "d_model": 32, "heads": 4, **kw}, VOCAB, {"name": "none"})
 
 
 class Shifted(PositionalEncoding):
@@ -171,3 +175,51 @@ def test_an_encoding_refuses_a_mode_it_does_not_support():
     with pytest.raises(ConfigError, match="encoding=causal_only is defined only for causal attention"):
         CausalOnly(AttentionShape(d_model=32, heads=4, layers=1, causal=False))
     CausalOnly(AttentionShape(d_model=32, heads=4, layers=1, causal=True))
+
+
+@pytest.mark.parametrize(
+    "model, encoding",
+    [
+        ("encoder", {"name": "tupe"}),
+        ("decoder", {"name": "tupe"}),
+        ("encoder", {"name": "combo", "parts": ["tupe", "alibi"]}),
+        ("decoder", {"name": "randomized", "base": "tupe"}),
+    ],
+    ids=["encoder-tupe", "decoder-tupe", "encoder-tupe+alibi", "decoder-randomized-tupe"],
+)
+def test_encoding_off_removes_only_the_position_terms(model, encoding, monkeypatch):
+    """TUPE (Ke et al. 2021, eq. 7) scales the content logits by 1/sqrt(2d); PE off must keep that
+    scaling and drop only the position term: the model with its encoding off equals the same model
+    whose position biases (TUPE's p U^Q (p U^K)^T, ALiBi's) are zeroed."""
+    torch.manual_seed(0)
+    net = MODELS.get(model)(VOCAB, encoding, d_model=32, layers=2, heads=4).eval()
+    tokens = torch.randint(0, VOCAB, (2, 9))
+    with torch.no_grad():
+        with_pe = net.net(tokens)
+        with net.encoding_off():
+            off = net.net(tokens)
+        for module in net.modules():
+            if isinstance(module, PositionalEncoding):
+                monkeypatch.setattr(module, "bias", lambda q_pos, k_pos, layer: None)
+        zeroed = net.net(tokens)
+        nope_scale = MODELS.get(model)(VOCAB, {"name": "none"}, d_model=32, layers=2, heads=4).eval()
+        nope_scale.load_state_dict(net.state_dict(), strict=False)
+        unscaled = nope_scale.net(tokens)
+    torch.testing.assert_close(off, zeroed, atol=1e-5, rtol=1e-5)
+    assert (off - with_pe).abs().max() > 1e-3, "the position term made no difference"
+    assert (off - unscaled).abs().max() > 1e-3, "the content scaling made no difference"
+
+
+def test_encoding_off_keeps_tupe_scaling_in_every_stack_of_seq2seq(monkeypatch):
+    """The same for the encoder, decoder and cross-attention encodings of model=seq2seq."""
+    torch.manual_seed(0)
+    net = MODELS.get("seq2seq")(VOCAB, {"name": "tupe"}, cross_encoding="tupe", d_model=32, layers=1, heads=4).eval()
+    src, tgt = torch.randint(0, VOCAB, (2, 6)), torch.randint(0, VOCAB, (2, 4))
+    with torch.no_grad():
+        with net.encoding_off():
+            off = net.target_logits(src, tgt)
+        for module in net.modules():
+            if isinstance(module, PositionalEncoding):
+                monkeypatch.setattr(module, "bias", lambda q_pos, k_pos, layer: None)
+        zeroed = net.target_logits(src, tgt)
+    torch.testing.assert_close(off, zeroed, atol=1e-5, rtol=1e-5)

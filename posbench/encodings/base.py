@@ -10,7 +10,7 @@ hook                where it acts                                examples
 ``embed``           added to / mixed into the input embeddings   sinusoidal, learned
 ``rotate``          a transformation of queries and keys         RoPE, xPos
 ``bias``            additive float bias on attention logits      ALiBi, T5, KERPLE, FIRE
-``score``           content-position logits term (needs q, k)    Shaw, Transformer-XL, CoPE
+``score``           content-position term from unrotated q, k    Shaw, Transformer-XL, CoPE
 ``value``           a position term added to attention output    Shaw (values)
 ``between_blocks``  a module applied after each block            PEG (conditional encodings)
 ==================  ===========================================  ===============================
@@ -21,9 +21,18 @@ Tensor shapes: ``x`` is ``[B, L, d_model]``; ``q``/``k`` are ``[B, heads, L, hea
 ``bias`` and ``score`` return logits terms broadcastable to ``[B, heads, Lq, Lk]`` that are added
 to the already ``1/sqrt(head_dim)``-scaled content logits.
 
+Order inside attention: ``score`` receives the queries and keys *as projected*, before ``rotate``;
+the content logits ``q . k`` use the rotated ones. A content-position term such as Shaw et al.'s
+``q_i . a_ij`` (2018, eq. 5) or Transformer-XL's ``q_i . W_R R_(i-j)`` (Dai et al. 2019, §3.3) is
+defined on position-free queries; fed RoPE-rotated ones it would depend on the absolute position i
+(in ``encoding=combo`` with a rotary part), no longer on ``i - j`` alone.
+
 As long as an encoding uses only ``rotate`` and ``bias``, attention runs through the fused
 ``scaled_dot_product_attention`` with the bias as a float ``attn_mask``; an encoding that
 overrides ``score`` or ``value`` switches its attention to the explicit path (logits materialised).
+
+"PE off" (``SequenceModel.encoding_off``, the ``pe_off`` metrics) replaces every encoding by its
+``without_position()``: NoPE unless the encoding also does something position-free (TUPE).
 
 A new encoding is one module under ``posbench/encodings/`` registered with
 ``@ENCODINGS.register("name")`` plus ``configs/encoding/<name>.yaml``; the YAML's keys other
@@ -68,6 +77,9 @@ class PositionalEncoding(nn.Module):
     #: The attention modes the encoding is defined for (checked before training).
     supports_bidirectional: bool = True
     supports_causal: bool = True
+    #: ``rotate`` replaces queries and keys by codes of another size (SPE's random features), on
+    #: which no other encoding's rotation can act (``encoding=combo`` refuses such a pair).
+    replaces_queries_keys: bool = False
 
     def __init__(self, shape: AttentionShape):
         super().__init__()
@@ -87,7 +99,8 @@ class PositionalEncoding(nn.Module):
         return x
 
     def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
-        """Rotate (or otherwise transform) queries and keys before their dot product."""
+        """Rotate (or otherwise transform) queries and keys before their dot product (``score`` does
+        not see the result)."""
         return q, k
 
     def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
@@ -95,7 +108,9 @@ class PositionalEncoding(nn.Module):
         return None
 
     def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
-        """Content-position logits term computed from queries/keys and positions, or None."""
+        """Content-position logits term computed from queries/keys and positions, or None. ``q``
+        and ``k`` are the projected ``[B, heads, L, head_dim]`` queries and keys, before any
+        ``rotate`` (see the module docstring)."""
         return None
 
     def value(self, weights: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
@@ -113,6 +128,17 @@ class PositionalEncoding(nn.Module):
         """True when ``score`` or ``value`` is overridden: attention must take the explicit path."""
         cls = type(self)
         return cls.score is not PositionalEncoding.score or cls.value is not PositionalEncoding.value
+
+    @property
+    def rotates(self) -> bool:
+        """True when ``rotate`` is overridden: this encoding transforms queries and keys."""
+        return type(self).rotate is not PositionalEncoding.rotate
+
+    def without_position(self) -> PositionalEncoding:
+        """What this encoding becomes with its positional information switched off ("PE off" on a
+        trained model): NoPE by default. An encoding whose hooks also do something position-free
+        (TUPE's 1/sqrt(2d) content scaling) keeps that part."""
+        return ENCODINGS.get("none")(self.shape)
 
     def max_positions(self) -> int | None:
         """The largest number of positions this encoding can represent (None: unbounded)."""

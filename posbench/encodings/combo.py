@@ -7,17 +7,25 @@ its untied absolute term. ``encoding=combo encoding.parts=[learned,alibi]`` buil
 
     positions:       pos <- p_K( ... p_1(pos))                     (every part then sees the result)
     embed:           x <- e_K( ... e_1(x, pos), pos)
-    rotate:          (q, k) <- r_K( ... r_1(q, k))
-    attention:       logits = q . k / sqrt(d_head) + sum_i bias_i + sum_i score_i
+    rotate:          (q', k') <- r_K( ... r_1(q, k))
+    attention:       logits = q' . k' / sqrt(d_head) + sum_i bias_i + sum_i score_i(q, k)
                      output = softmax(logits) v + sum_i value_i
     between_blocks:  x <- b_K( ... b_1(x))
 
-A part's ``score`` sees queries and keys after *every* part's rotation. The combination is
-shift-invariant when every part is (sums of shift-invariant logit terms are; rotary parts rotate
-each feature pair by an angle linear in the position, so their composition is again a function of
-the offset), it supports a mode when every part does, and it can represent as many positions as its
-tightest part. Attention stays on the fused SDPA path unless some part itself needs the explicit
-one: ``explicit_attention`` asks the parts instead of looking at which methods this class overrides.
+A part's ``score`` sees the queries and keys as projected, before any part's rotation (the
+contract of ``score``, posbench/encodings/base.py): in ``[rope, shaw]`` Shaw's ``q_i . a_ij``
+(Shaw et al. 2018, eq. 5) is computed on the position-free ``q_i``, while RoPE rotates the ``q, k``
+of the content logits. The combination is shift-invariant when every part is (sums of
+shift-invariant logit terms are; rotary parts rotate each feature pair by an angle linear in the
+position, so their composition is again a function of the offset), it supports a mode when every
+part does, and it can represent as many positions as its tightest part. Attention stays on the
+fused SDPA path unless some part itself needs the explicit one: ``explicit_attention`` asks the
+parts instead of looking at which methods this class overrides.
+
+SPE (Liutkus et al. 2021) replaces the queries and keys by R-dimensional random-feature codes in
+its ``rotate``, so it is refused together with any other part that rotates: that rotation would act
+on the codes, or SPE would code rotated queries (``[spe, rope]`` would rotate 16 of 64 features).
+With parts that add logit terms (``[spe, alibi]``, ``[spe, shaw]``) it composes as above.
 """
 
 from __future__ import annotations
@@ -68,7 +76,7 @@ class Combo(PositionalEncoding):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ConfigError(f"encoding=combo lists {', '.join(repeated)} more than once in encoding.parts")
-        self.parts = nn.ModuleList(ENCODINGS.build(section, shape) for section in sections)
+        self.compose(ENCODINGS.build(section, shape) for section in sections)
         for part in self.parts:
             bounded = [other.name for other in self.parts if other is not part and other.max_positions() is not None]
             if remaps_positions(part) and bounded:
@@ -77,13 +85,36 @@ class Combo(PositionalEncoding):
                     f"cannot check against its table; put the parts inside it instead "
                     f"(e.g. encoding=randomized encoding.base={{name:combo,parts:[...]}})"
                 )
+            rotating = [other.name for other in self.parts if other is not part and other.rotates]
+            if part.replaces_queries_keys and rotating:
+                raise ConfigError(
+                    f"encoding=combo cannot combine {part.name} with {rotating[0]}: {part.name} replaces queries and "
+                    f"keys by random-feature codes of another size, so no other rotation can act on the same "
+                    f"queries and keys; keep one of the two"
+                )
+
+    def compose(self, parts: Iterable[PositionalEncoding]) -> None:
+        """Hold ``parts`` (built encodings) and take from them the properties of the combination."""
+        self.parts = nn.ModuleList(parts)
         self.shift_invariant = all(part.shift_invariant for part in self.parts)
         self.supports_bidirectional = all(part.supports_bidirectional for part in self.parts)
         self.supports_causal = all(part.supports_causal for part in self.parts)
+        self.replaces_queries_keys = any(part.replaces_queries_keys for part in self.parts)
 
     @property
     def explicit_attention(self) -> bool:
         return any(part.explicit_attention for part in self.parts)
+
+    @property
+    def rotates(self) -> bool:
+        return any(part.rotates for part in self.parts)
+
+    def without_position(self) -> PositionalEncoding:
+        """The combination of the parts' position-free versions (e.g. [tupe, alibi] keeps TUPE's
+        content scaling and drops both position terms)."""
+        off = type(self)(self.shape, parts=["none"])
+        off.compose(part.without_position() for part in self.parts)
+        return off
 
     def positions(self, pos: Tensor) -> Tensor:
         for part in self.parts:

@@ -46,14 +46,15 @@ Conventions, and why:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.encodings.combo import part_section
 from posbench.errors import ConfigError
-
-EVAL_POSITIONS = ("random", "sequential")
+from posbench.schema import PositiveInt, Seed
 
 
 def sorted_sample(count: int, limit: int, seed: int, device) -> Tensor:
@@ -73,15 +74,11 @@ class Randomized(PositionalEncoding):
         self,
         shape: AttentionShape,
         base="rope",
-        max_random_len: int = 256,
-        eval_positions: str = "random",
-        eval_seed: int = 0,
+        max_random_len: PositiveInt = 256,
+        eval_positions: Literal["random", "sequential"] = "random",
+        eval_seed: Seed = 0,
     ):
         super().__init__(shape)
-        if eval_positions not in EVAL_POSITIONS:
-            raise ConfigError(f"encoding.eval_positions={eval_positions!r}: use {' or '.join(EVAL_POSITIONS)}")
-        if int(max_random_len) < 1:
-            raise ConfigError(f"encoding.max_random_len={max_random_len} must be at least 1")
         section = part_section(base, "encoding.base")
         if section["name"] == self.name:
             raise ConfigError("encoding=randomized cannot be its own base; name the encoding to randomize, e.g. encoding.base=rope")
@@ -95,9 +92,10 @@ class Randomized(PositionalEncoding):
             )
         self.eval_positions = eval_positions
         self.eval_seed = int(eval_seed)
-        self.seed = int(torch.randint(2**62, ()).item())
+        self.seed = int(torch.randint(2**62, (), device="cpu").item())  # cpu: also when built on the meta device
         self.draws = 0
         self.shift_invariant = self.base.shift_invariant
+        self.replaces_queries_keys = self.base.replaces_queries_keys
         self.supports_bidirectional = self.base.supports_bidirectional
         self.supports_causal = self.base.supports_causal
 
@@ -127,6 +125,14 @@ class Randomized(PositionalEncoding):
     @property
     def explicit_attention(self) -> bool:
         return self.base.explicit_attention
+
+    @property
+    def rotates(self) -> bool:
+        return self.base.rotates
+
+    def without_position(self) -> PositionalEncoding:
+        """Random positions switched off with the rest: the base's position-free version."""
+        return self.base.without_position()
 
     def embed(self, x: Tensor, pos: Tensor) -> Tensor:
         return self.base.embed(x, pos)

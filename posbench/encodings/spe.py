@@ -33,6 +33,10 @@ posbench's choices (documented):
   from torch's global RNG, as the reference code does (deterministic under ``torch.manual_seed``), shared by
   the batch; in eval mode a fixed draw made at construction (a persistent buffer, saved with the
   model) is used, so evaluation is deterministic and reproducible from a checkpoint.
+* Combinations: the codes replace the queries and keys (size R instead of d_head), so
+  ``encoding=combo`` refuses SPE together with any other part that uses ``rotate`` (RoPE, xPos,
+  TUPE's query scaling), in either order. Parts that add logit terms combine: a ``score`` part
+  (Shaw, Transformer-XL, CoPE) receives the projected d_head queries and keys, not the codes.
 * One set of sineSPE and gate parameters serves every layer (the paper's "shared" variant): the
   ``rotate`` hook does not receive the layer index, so per-layer SPE (the default of the authors'
   Long-Range Arena configurations) cannot be expressed in the contract.
@@ -54,7 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
-from posbench.errors import ConfigError
+from posbench.schema import PositiveInt
 
 
 @ENCODINGS.register("spe")
@@ -62,15 +66,14 @@ class SineSPE(PositionalEncoding):
     description = "stochastic sinusoidal q/k codes whose expected q.k is relative, gated (Liutkus et al. 2021)"
     family = "relative"
     shift_invariant = False
+    replaces_queries_keys = True
 
-    def __init__(self, shape: AttentionShape, num_realizations: int = 64, num_sines: int = 10, gated: bool = True):
+    def __init__(
+        self, shape: AttentionShape, num_realizations: PositiveInt = 64, num_sines: PositiveInt = 10, gated: bool = True
+    ):
         super().__init__(shape)
-        if int(num_realizations) < 1 or int(num_sines) < 1:
-            raise ConfigError(
-                f"encoding=spe needs num_realizations >= 1 and num_sines >= 1, got {num_realizations} and {num_sines}"
-            )
-        self.num_realizations = int(num_realizations)
-        self.num_sines = int(num_sines)
+        self.num_realizations = num_realizations
+        self.num_sines = num_sines
         self.gated = bool(gated)
         heads, dim, sines = shape.heads, shape.head_dim, self.num_sines
         self.freq_logits = nn.Parameter(torch.randn(heads, dim, sines) - 4.0)

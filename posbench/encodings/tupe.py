@@ -17,6 +17,10 @@ Both terms run on the fused attention path:
   transformation of queries and keys") multiplies the queries by ``1/sqrt(2)``, so attention's
   ``q . k / sqrt(d)`` becomes ``q . k / sqrt(2d)``.
 
+"PE off" (``without_position``, used by ``SequenceModel.encoding_off``) drops the position term and
+keeps the content term of eq. 7 as it is, ``q . k / sqrt(2d)``: replacing TUPE by NoPE would also
+multiply the content logits by ``sqrt(2)``, a change of temperature rather than of position.
+
 Choices (and why): eq. 7 as written, with no bias in ``U^Q``, ``U^K`` and no LayerNorm on ``p``
 (the reference code adds both); ``p`` is initialised N(0, 1), the scale of posbench's token
 embeddings (the reference's LayerNorm brings ``p`` to that scale). The paper's untying of the
@@ -31,25 +35,37 @@ import math
 from torch import Tensor, nn
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.schema import PositiveInt
+
+
+class UntiedContent(PositionalEncoding):
+    """TUPE's content term alone, ``(x_i W^Q)(x_j W^K)^T / sqrt(2d)`` (eq. 7 without the position
+    term): TUPE with its position switched off. Not a registered encoding."""
+
+    name = "tupe (position off)"
+    description = "TUPE-A's content term only: content logits scaled by 1/sqrt(2d) (Ke et al. 2021, eq. 7)"
+
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
+        return q * math.sqrt(0.5), k
 
 
 @ENCODINGS.register("tupe")
-class TUPE(PositionalEncoding):
+class TUPE(UntiedContent):
     description = "untied absolute position correlation, no input PE (Ke et al. 2021, TUPE-A eq. 7)"
     family = "absolute"
     shift_invariant = False
 
-    def __init__(self, shape: AttentionShape, max_len: int = 256):
+    def __init__(self, shape: AttentionShape, max_len: PositiveInt = 256):
         super().__init__(shape)
-        self.table = nn.Embedding(int(max_len), shape.d_model)  # N(0, 1) initialisation
+        self.table = nn.Embedding(max_len, shape.d_model)  # N(0, 1) initialisation
         self.u_q = nn.Linear(shape.d_model, shape.d_model, bias=False)
         self.u_k = nn.Linear(shape.d_model, shape.d_model, bias=False)
 
     def max_positions(self) -> int:
         return self.table.num_embeddings
 
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
-        return q * math.sqrt(0.5), k
+    def without_position(self) -> UntiedContent:
+        return UntiedContent(self.shape)
 
     def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor:
         heads = self.shape.heads

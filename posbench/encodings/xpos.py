@@ -21,9 +21,18 @@ posbench measures positions from a centre ``c`` that cancels in every logit:
 posbench takes ``c = (min + max + 1) // 2`` over the query and key positions of each batch row,
 which equals x-transformers' ``max_pos // 2`` for positions 0 .. L-1 and, unlike it, stays centred
 when positions start at an offset; it shifts with the positions, so the factors are bit-identical
-under a shift. The factors are computed in float32, and runs whose factors would leave
-``[2^-100, 2^100]`` (float32 ends near 2^128 and 2^-126, leaving headroom for the q/k values) are
-refused by ``check_fits``: ``scale_base`` sets how many positions fit (56657 for the default 512).
+under a shift. The factors are computed in float32.
+
+What must stay finite is the logit, i.e. the *product* of a query factor and a key factor,
+``zeta^((n - m)/scale_base)``, and that for every pair, including the masked future keys m > n of
+causal attention: a bias part (``combo [xpos, alibi]``) makes the causal mask a float ``attn_mask``,
+where an overflowed logit gives inf + (-inf) = NaN. Over positions 0 .. N-1 the largest product is
+``zeta_0^(-(N - 1)/scale_base)`` (query 0, key N-1), ``zeta_0 = gamma / (1 + gamma) = 2/7``. Runs
+whose products would leave ``[2^-100, 2^100]`` (float32 ends near 2^128 and 2^-126, leaving
+headroom for the q/k values), i.e. ``(N - 1) / scale_base * log2(3.5) > 100``, are refused by
+``check_fits``: ``scale_base`` sets how many positions fit, ``1 + floor(100 scale_base / log2(3.5))``
+(28329 for the default 512, 443 for scale_base 8). Each factor alone, ``|n - c| <= N // 2``, then
+stays within the same range.
 """
 
 from __future__ import annotations
@@ -33,14 +42,17 @@ import math
 import torch
 from torch import Tensor
 
-from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape
 from posbench.encodings.rope import RoPE
+from posbench.errors import ConfigError
+from posbench.schema import FrequencyBase, PositiveFloat
 
 #: The paper's gamma in zeta_i = (2i/d + gamma) / (1 + gamma).
 GAMMA = 0.4
-#: Largest |log2| of a scaling factor that a run may need (see the module docstring).
+#: Largest |log2| of a query factor times a key factor that a run may need (see the module docstring).
 MAX_LOG2_FACTOR = 100
+#: log2(1 / zeta_0), zeta_0 = gamma / (1 + gamma) the smallest zeta: the fastest-changing factor.
+LOG2_INV_ZETA_0 = math.log2((1 + GAMMA) / GAMMA)
 
 
 def centre(q_pos: Tensor, k_pos: Tensor) -> Tensor:
@@ -57,10 +69,8 @@ class XPos(RoPE):
     shift_invariant = True
     supports_bidirectional = False
 
-    def __init__(self, shape: AttentionShape, base: float = 10000.0, scale_base: float = 512.0):
+    def __init__(self, shape: AttentionShape, base: FrequencyBase = 10000.0, scale_base: PositiveFloat = 512.0):
         super().__init__(shape, base=base)
-        if scale_base <= 0:
-            raise ConfigError(f"encoding=xpos: scale_base must be > 0, got {scale_base}")
         self.scale_base = float(scale_base)
         d = shape.head_dim
         zeta = (torch.arange(0, d, 2, dtype=torch.float32) / d + GAMMA) / (1 + GAMMA)
@@ -78,16 +88,17 @@ class XPos(RoPE):
         return self.apply_rotation(q, q_cos * up, q_sin * up), self.apply_rotation(k, k_cos * down, k_sin * down)
 
     def max_positions(self) -> int:
-        """Longest run (positions 0 .. N-1, so |n - c| <= N // 2) whose factors stay in [2^-100, 2^100]:
-        the smallest zeta, zeta_0 = gamma / (1 + gamma), needs (N // 2) / scale_base * log2(1 / zeta_0) <= 100."""
-        half = math.floor(self.scale_base * MAX_LOG2_FACTOR / math.log2((1 + GAMMA) / GAMMA))
-        return 2 * half + 1
+        """Longest run (positions 0 .. N-1) whose query-times-key factors stay in [2^-100, 2^100] for
+        every pair, masked ones included: the smallest zeta, zeta_0 = gamma / (1 + gamma), needs
+        (N - 1) / scale_base * log2(1 / zeta_0) <= 100 (see the module docstring)."""
+        return math.floor(self.scale_base * MAX_LOG2_FACTOR / LOG2_INV_ZETA_0) + 1
 
     def check_fits(self, positions_needed: int) -> None:
         limit = self.max_positions()
         if positions_needed > limit:
+            enough = math.ceil((positions_needed - 1) * LOG2_INV_ZETA_0 / MAX_LOG2_FACTOR)
             raise ConfigError(
-                f"encoding=xpos keeps its scaling factors within float32 range for at most {limit} positions with "
-                f"scale_base={self.scale_base:g} but this run needs {positions_needed}; "
-                f"raise encoding.scale_base or shorten task.eval_lengths"
+                f"encoding=xpos keeps the product of its query and key scaling factors within float32 range for at "
+                f"most {limit} positions with scale_base={self.scale_base:g} but this run needs {positions_needed}; "
+                f"raise encoding.scale_base (to at least {enough}) or shorten task.eval_lengths"
             )

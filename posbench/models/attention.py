@@ -2,7 +2,10 @@
 
 Rotation and additive bias go through ``torch.nn.functional.scaled_dot_product_attention`` (the
 bias, plus the causal mask where needed, as a float ``attn_mask``). Only an encoding with a
-content-position ``score`` or ``value`` term takes the explicit path, which materialises the logits.
+content-position ``score`` or ``value`` term takes the explicit path, which materialises the logits;
+``score`` is computed from the queries and keys as projected, before ``rotate`` (the content logits
+``q . k`` use the rotated ones), so a relative term of a combination such as ``[rope, shaw]`` stays
+relative.
 
 ``SelfAttention`` reads queries, keys and values from one sequence; ``CrossAttention`` (the
 encoder-decoder family) reads queries from the decoder and keys/values from the encoder output.
@@ -37,6 +40,8 @@ def attend(
 ) -> Tensor:
     """Attention output ``[B, heads, Lq, head_dim]`` with every attention-level hook applied."""
     q_len, k_len = q.shape[-2], k.shape[-2]
+    explicit = encoding.explicit_attention
+    extra = encoding.score(q, k, q_pos, k_pos, layer) if explicit else None  # from the unrotated q, k
     q, k = encoding.rotate(q, k, q_pos, k_pos)
     mask = encoding.bias(q_pos, k_pos, layer)
     if mask is not None:
@@ -44,11 +49,10 @@ def attend(
         if causal:
             mask = mask + causal_mask(q_len, k_len, q.device, q.dtype)
 
-    if not encoding.explicit_attention:
+    if not explicit:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal and mask is None)
     if mask is None and causal:
         mask = causal_mask(q_len, k_len, q.device, q.dtype)
-    extra = encoding.score(q, k, q_pos, k_pos, layer)
     if extra is not None:
         mask = extra if mask is None else mask + extra
     weights = attention_weights(q, k, mask, dropout)

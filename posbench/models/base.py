@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ from posbench.encodings import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.errors import ConfigError
 from posbench.models.transformer import Transformer
 from posbench.registry import Registry
+from posbench.schema import PositiveInt, Range
 from posbench.tasks.base import PAD
 
 
@@ -41,11 +43,11 @@ class SequenceModel(nn.Module):
         self,
         vocab_size: int,
         encoding: dict,
-        d_model: int = 64,
-        layers: int = 2,
-        heads: int = 4,
-        ffn_mult: int = 4,
-        dropout: float = 0.0,
+        d_model: PositiveInt = 64,
+        layers: PositiveInt = 2,
+        heads: PositiveInt = 4,
+        ffn_mult: PositiveInt = 4,
+        dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0,
         *,
         eos: int | None = None,
         stacks: dict | None = None,
@@ -53,12 +55,8 @@ class SequenceModel(nn.Module):
         """``eos`` is the task's end-of-sequence symbol (None: answers have a known length);
         ``stacks`` holds a subclass's extra ``build_stacks`` arguments. Both are wired by code."""
         super().__init__()
-        if d_model <= 0 or heads <= 0 or layers <= 0 or ffn_mult <= 0:
-            raise ConfigError("model.d_model, model.heads, model.layers and model.ffn_mult must be positive")
         if d_model % heads:
             raise ConfigError(f"model.d_model={d_model} is not divisible by model.heads={heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model.dropout={dropout} must be in [0, 1)")
         self.vocab_size = vocab_size
         self.eos = eos
         self.sep, self.blank = vocab_size, vocab_size + 1
@@ -103,12 +101,13 @@ class SequenceModel(nn.Module):
 
     @contextmanager
     def encoding_off(self):
-        """Temporarily replace every encoding by NoPE (the trained model with its PE switched off)."""
-        none = ENCODINGS.get("none")
+        """Temporarily replace every encoding (self- and cross-attention) by its position-free
+        version, ``without_position()``: the trained model with its PE switched off. That is NoPE
+        for most encodings; TUPE keeps its 1/sqrt(2d) content scaling and loses only its position term."""
         saved = [(stack, stack.encoding, stack.cross_encoding) for stack in self.stacks()]
         for stack, encoding, cross in saved:
-            stack.encoding = none(encoding.shape)
-            stack.cross_encoding = None if cross is None else none(cross.shape)
+            stack.encoding = encoding.without_position()
+            stack.cross_encoding = None if cross is None else cross.without_position()
         try:
             yield self
         finally:

@@ -1,21 +1,27 @@
-"""The ``posbench`` command: ``posbench train [hydra overrides]`` and ``posbench list``.
+"""The ``posbench`` command: ``posbench train [flags] [hydra overrides]`` and ``posbench list``.
 
-Hydra has no subcommands, so the subcommand is taken off ``sys.argv`` here, before Hydra's
-parser sees it; config-group choices are checked against the shipped YAML files first so that an
-unknown encoding, model or task is one line naming the valid choices (exit code 2).
+Hydra has no subcommands, so the subcommand is taken off the arguments here. ``train`` then:
+
+1. reads the flags with Hydra's own argument parser (an unknown flag is one line, exit code 2);
+2. plans the command (``posbench.sweep.plan``): composes and validates every job, so that any
+   mistake is one line (a sweep: one line per invalid job), exit code 2, before Hydra creates a
+   folder, a twin-cache entry or a tensor;
+3. hands the command to Hydra with the planned folders pinned, and runs each job with SIGINT and
+   SIGTERM turned into a checkpoint and a line telling how to resume (exit code 130 / 143);
+4. after a sweep, prints the outcome of every job; the exit code is 1 if a job failed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
 from posbench.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-CHECKED_GROUPS = ("encoding", "model", "task", "trainer", "experiment")
 USAGE = """usage: posbench <command> [args]
 
 commands:
@@ -27,58 +33,141 @@ examples:
   posbench train encoding=alibi task=reverse model=decoder
   posbench train -m encoding=none,sinusoidal,learned,rope,alibi,t5 task=reverse seed=0,1
 """
+#: Hydra flags that replace posbench's configuration (posbench's config tree is fixed).
+REFUSED_FLAGS = ("config_path", "config_name", "config_dir", "experimental_rerun")
+#: Hydra flags that only print something (help, the composed configuration, completion).
+INFORMATIONAL_FLAGS = ("help", "hydra_help", "cfg", "info", "shell_completion")
 
 log = logging.getLogger("posbench")
 
 
-def choices(group: str) -> list[str]:
-    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+def error(message: str) -> None:
+    print(f"posbench: error: {message}", file=sys.stderr)
 
 
-def check_group_choices(overrides: list[str]) -> None:
-    """Raise ``ConfigError`` for an override that picks a config-group option that does not exist."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+def read_flags(argv: list[str]):
+    """Hydra's command-line flags and overrides; an unknown or malformed flag is a ``ConfigError``."""
+    from hydra._internal.utils import get_args_parser
 
-    candidates = [arg for arg in overrides if "=" in arg and not arg.startswith("-")]
+    parser = get_args_parser()
+
+    def refuse(message: str):
+        raise ConfigError(f"{message} (see posbench train --help)")
+
+    parser.error = refuse
+    args = parser.parse_args(argv)
+    for name in REFUSED_FLAGS:
+        if getattr(args, name, None):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} is not supported: posbench's configuration tree is fixed; override its keys instead")
+    return args
+
+
+def train(argv: list[str]) -> int:
+    from posbench import sweep
+
+    args = read_flags(argv)
+    if any(getattr(args, name, None) for name in INFORMATIONAL_FLAGS):
+        sweep.compose_checked(args.overrides)
+        return hydra_main(argv, [], None)
+    planned = sweep.plan(args.overrides, args.multirun)
+    if planned.invalid and not planned.skip_invalid:
+        bad = planned.invalid
+        error(f"{len(bad)} of {len(planned.jobs)} jobs are invalid; nothing was run (sweep.skip_invalid=true runs the others):")
+        for job in bad:
+            error(f"{job.describe()}: {job.error}")
+        return 2
+    folder = planned.sweep_dir if planned.multirun else planned.jobs[0].run_dir
     try:
-        parsed = OverridesParser.create().parse_overrides(candidates)
-    except Exception:  # malformed overrides: Hydra reports them with its own message
-        return
-    for override in parsed:
-        group = override.key_or_group
-        if group not in CHECKED_GROUPS or override.is_delete():
-            continue
-        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
-        valid = choices(group)
-        for value in values:
-            if value is not None and str(value) not in valid:
-                raise ConfigError(f"unknown {group} {str(value)!r}; valid choices: {', '.join(valid)}")
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {folder}: {err.strerror}") from None
+    if planned.invalid:
+        print(f"posbench: skipping {len(planned.invalid)} invalid job(s) of {len(planned.jobs)} (listed at the end)", file=sys.stderr)
+    code = hydra_main(argv, planned.pinned, planned)
+    if planned.multirun and code < 128:  # not interrupted
+        code = max(code, sweep_summary(planned))
+    return code
 
 
-def train(overrides: list[str]) -> int:
-    check_group_choices(overrides)
+def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
+    """Run ``posbench train`` through ``hydra.main`` with ``pinned`` overrides appended."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig, OmegaConf
 
     from posbench.experiment import run
     from posbench.report import summary
+    from posbench.training import interrupt
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
     def job(cfg: DictConfig) -> None:
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir).absolute()
+        multirun = hydra_cfg.mode.name == "MULTIRUN"
+        launcher = OmegaConf.to_container(hydra_cfg.launcher, resolve=True)
         try:
-            results = run(OmegaConf.to_container(cfg, resolve=True), run_dir)
-        except ConfigError as err:
-            print(f"posbench: error: {err}", file=sys.stderr)
+            results = run(OmegaConf.to_container(cfg, resolve=True), run_dir, launcher)
+        except ConfigError as err:  # checked before Hydra started; possible on another machine (a cluster job)
+            if multirun:
+                log.error(f"posbench: error: {err}")
+                raise
+            error(str(err))
             sys.exit(2)
-        sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if hydra_cfg.mode.name == "MULTIRUN" else None
+        except Exception:
+            if multirun:  # the sweep goes on; the traceback stays in this job's posbench.log
+                log.exception("posbench: this job failed")
+            raise
+        if results["status"] == "diverged":
+            print(
+                f"posbench: {results['encoding']} diverged at step {results['diverged_at']}: no accuracy is reported "
+                f"(results.json has status diverged); results: {run_dir / 'results.json'}",
+                file=sys.stderr,
+            )
+            return
+        sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
         log.info(summary(results, run_dir, sweep_dir))
 
-    sys.argv = ["posbench train", *overrides]
-    job()
+    sys.argv = ["posbench train", *argv, *pinned]
+    try:
+        with interrupt.handle_signals():
+            job()
+    except interrupt.Interrupted as stop:
+        print(f"posbench: {interrupted(stop, argv, planned)}", file=sys.stderr)
+        return stop.exit_code
+    except SystemExit as stop:  # Hydra (help, a failed single run) and refusals inside the job exit
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     return 0
+
+
+def interrupted(stop, argv: list[str], planned) -> str:
+    """``interrupted at step N; resume with: posbench train ...`` (the same command, the same folder)."""
+    where = "" if stop.step is None else f" at step {stop.step}" + (f" of {stop.label}" if stop.label == "none" else "")
+    key = "hydra.sweep.dir" if planned.multirun else "hydra.run.dir"
+    folder = planned.sweep_dir if planned.multirun else planned.jobs[0].run_dir
+    kept = [arg for arg in argv if not arg.startswith(f"{key}=")]
+    command = shlex.join(["posbench", "train", *kept, f"{key}={folder}"])
+    return f"interrupted{where}; resume with: {command}"
+
+
+def sweep_summary(planned) -> int:
+    """Print how every job of a sweep ended; 1 if any failed, else 0."""
+    from posbench.sweep import outcome
+
+    counts = {"ok": 0, "diverged": 0, "failed": 0, "skipped": 0}
+    lines = []
+    for job in planned.jobs:
+        if job.error is not None:
+            counts["skipped"] += 1
+            lines.append(f"  skipped {job.describe()}: {job.error}")
+            continue
+        status, detail = outcome(job)
+        counts[status] = counts.get(status, 0) + 1
+        if status != "ok":
+            lines.append(f"  {status} {job.describe()}: {detail}")
+    totals = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    print(f"\nsweep of {len(planned.jobs)} jobs: {totals}  ({planned.sweep_dir})", *lines, sep="\n", file=sys.stderr)
+    return 1 if counts["failed"] else 0
 
 
 def list_all() -> int:
@@ -100,8 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"unknown command {command!r}; valid commands: {', '.join(commands)}")
         return commands[command]()
     except ConfigError as err:
-        print(f"posbench: error: {err}", file=sys.stderr)
+        error(str(err))
         return 2
+    except KeyboardInterrupt:  # before a job started (composing, validating): nothing to resume
+        print("posbench: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the output went into a pipe closed early (`posbench list | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

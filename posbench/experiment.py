@@ -1,89 +1,47 @@
-"""One run, end to end: validate the whole configuration, train the model, evaluate it (with its
-encoding on and switched off), fetch or train its no-PE twin, and write ``results.json``.
+"""One run, end to end: validate, train the model, evaluate it (with its encoding on and switched
+off), fetch or train its no-PE twin, and write ``results.json``.
 
-Everything that can be wrong with a configuration is checked by ``build`` before any training.
+Everything that can be wrong with a configuration is refused by ``posbench.validation`` before
+anything is written; the command line runs the same check before Hydra creates the run folder.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
+import time
 from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from posbench.errors import ConfigError
-from posbench.models import MODELS, SequenceModel
-from posbench.tasks import TASKS, Task
+from posbench import results
+from posbench.config import build, fingerprint, is_pe_free, no_pe_config, run_label, semantic
 from posbench.training.evaluate import constant_output_ceiling, evaluate, score
 from posbench.training.files import write_json
-from posbench.training.loop import TrainerConfig, fit, resolve_device
+from posbench.training.loop import Diverged, fit
 from posbench.training.twin import twin_outcome
-
-#: The configuration keys that decide a run's numbers (and so its fingerprint).
-SEMANTIC_KEYS = ("encoding", "task", "model", "trainer", "seed")
+from posbench.validation import Job, validate
 
 
-def build(cfg: dict) -> tuple[Task, SequenceModel, TrainerConfig]:
-    """Task, model and trainer settings for ``cfg``; raises ``ConfigError`` for anything invalid."""
-    trainer = TrainerConfig(**cfg["trainer"])
-    task = TASKS.build(cfg["task"])
-    family = cfg["model"]["name"]
-    if task.supported_models is not None and family not in task.supported_models:
-        raise ConfigError(
-            f"task={task.name} is defined for model={' or model='.join(task.supported_models)}, not model={family}"
-        )
-    model = MODELS.build(cfg["model"], task.n_symbols, cfg["encoding"], eos=task.eos)
-    longest = task.longest()
-    model.check_fits(task.source_len(longest), task.target_len(longest))
-    return task, model, trainer
-
-
-def fingerprint(cfg: dict, device: torch.device, task: Task) -> str:
-    """A stable hash of everything that decides a run's numbers: the configuration, the device
-    type and, for a dataset-backed task, what the configuration does not show (its data files)."""
-    semantic = {key: cfg[key] for key in SEMANTIC_KEYS} | {"device": device.type}
-    data = task.data_fingerprint()
-    if data is not None:
-        semantic["data"] = data
-    return hashlib.sha256(json.dumps(semantic, sort_keys=True).encode()).hexdigest()
-
-
-def no_pe_config(cfg: dict) -> dict:
-    """``cfg`` with every positional encoding switched off: its no-PE twin's configuration (the
-    model family says which of its own options hold encodings, e.g. seq2seq's cross_encoding)."""
-    model = MODELS.get(cfg["model"]["name"]).without_pe(cfg["model"])
-    return {**cfg, "encoding": {"name": "none"}, "model": model}
-
-
-def is_pe_free(cfg: dict) -> bool:
-    """Whether ``cfg`` has no positional encoding anywhere (it is its own no-PE twin)."""
-    return no_pe_config(cfg) == cfg
-
-
-def run_label(cfg: dict) -> str:
-    """The name of a run's TensorBoard folder and checkpoint: its encoding; ``with_pe`` when that
-    is ``none`` but the model places an encoding elsewhere (the twin's folder is ``none``)."""
-    name = cfg["encoding"]["name"]
-    return "with_pe" if name == "none" and not is_pe_free(cfg) else name
-
-
-def train_and_evaluate(cfg: dict, device: torch.device, out_dir: Path) -> dict:
-    """Train one model into ``out_dir`` and return its metrics, per-length metrics and ``pe_off``."""
+def train_and_evaluate(cfg: dict, device: torch.device, out_dir: Path, meaning: dict) -> dict:
+    """Train one model into ``out_dir`` and return its outcome: status, metrics, per-length
+    metrics and ``pe_off`` (``meaning``: its ``semantic`` configuration, kept in checkpoints)."""
     torch.manual_seed(cfg["seed"])
     task, model, trainer = build(cfg)
     model.to(device)
     name = run_label(cfg)
     writer = SummaryWriter(str(out_dir / "tb" / name))
     test_set = task.test_set(device)
-    fit(
-        model, task, test_set, trainer, cfg["seed"], device, writer,
-        checkpoint=out_dir / f"checkpoint_{name}.pt", label=name, fingerprint=fingerprint(cfg, device, task),
-    )
-    outcome = evaluate(model, task, test_set, task.length_sets(device))
+    try:
+        fit(
+            model, task, test_set, trainer, cfg["seed"], device, writer,
+            checkpoint=out_dir / f"checkpoint_{name}.pt", label=name, fingerprint=fingerprint(meaning), semantic=meaning,
+        )
+    except Diverged as stop:
+        writer.close()
+        return results.outcome_of_divergence(stop.step)
+    outcome = {"status": "ok", **evaluate(model, task, test_set, task.length_sets(device))}
     outcome["pe_off"] = None
     if not is_pe_free(cfg):
         with model.encoding_off():
@@ -118,53 +76,54 @@ def _log_final(writer: SummaryWriter, cfg: dict, outcome: dict, step: int) -> No
         writer.add_scalar(tag, value, step)
 
 
-def no_pe_twin(cfg: dict, device: torch.device, run_dir: Path, task: Task) -> dict:
-    """The outcome of ``cfg`` with ``encoding=none``, trained once per configuration and cached.
+def no_pe_twin(job: Job) -> tuple[dict, Path]:
+    """The outcome of the job's configuration with every encoding off, trained once per
+    configuration and cached, and its cache folder.
 
     A copy of the twin's event file goes into ``run_dir/tb/none`` so that
     ``tensorboard --logdir <run dir>`` shows the run and its twin side by side.
     """
-    twin_cfg = no_pe_config(cfg)
+    twin_cfg = no_pe_config(job.cfg)
+    meaning = semantic(twin_cfg, job.device, job.threads, job.task)
     outcome, folder = twin_outcome(
-        fingerprint(twin_cfg, device, task)[:16],
-        Path(cfg["twin_cache"]),
-        lambda out_dir: train_and_evaluate(twin_cfg, device, out_dir),
+        fingerprint(meaning)[:16],
+        Path(job.cfg["twin_cache"]),
+        lambda out_dir: train_and_evaluate(twin_cfg, job.device, out_dir, meaning),
     )
-    shutil.copytree(folder / "tb" / "none", run_dir / "tb" / "none", dirs_exist_ok=True)
-    return outcome
+    events = folder / "tb" / "none"
+    if events.is_dir():
+        shutil.copytree(events, job.run_dir / "tb" / "none", dirs_exist_ok=True)
+    return outcome, folder
 
 
-def run(cfg: dict, run_dir: Path) -> dict:
+def run(cfg: dict, run_dir: Path, launcher: dict | None = None) -> dict:
     """The ``posbench train`` job: returns (and atomically writes) the ``results.json`` content.
 
-    A run with ``encoding=none`` *is* a twin: it goes through the same cache, so a sweep that
-    contains ``none`` never trains the same no-PE model twice.
+    ``cfg`` is validated first (``ConfigError``, nothing written). A run with ``encoding=none``
+    *is* a twin: it goes through the same cache, so a sweep that contains ``none`` never trains
+    the same no-PE model twice. A run whose training diverges is a result (``status: diverged``);
+    any other error after validation writes ``status: failed`` and is raised again.
     """
-    task, _, trainer = build(cfg)  # refuse a bad configuration before any training
-    device = resolve_device(trainer.device)
-    task.save(run_dir)
-    nope = None
-    if is_pe_free(cfg):
-        outcome = no_pe_twin(cfg, device, run_dir, task)
-    else:
-        outcome = train_and_evaluate(cfg, device, run_dir)
-        if cfg["compare_nope"]:
-            twin = no_pe_twin(cfg, device, run_dir, task)
-            nope = {"metrics": twin["metrics"], "lengths": twin["lengths"]}
-
-    results = {
-        "encoding": cfg["encoding"]["name"],
-        "task": cfg["task"]["name"],
-        "model": cfg["model"]["name"],
-        "seed": cfg["seed"],
-        "chance": task.chance,
-        "constant_ceiling": constant_output_ceiling(task.test_set("cpu")),
-        "device": device.type,
-        "metrics": outcome["metrics"],
-        "lengths": outcome["lengths"],
-        "pe_off": outcome["pe_off"],
-        "nope": nope,
-        "config": cfg,
-    }
-    write_json(run_dir / "results.json", results)
-    return results
+    started = time.time()
+    job = validate(cfg, run_dir, launcher)
+    torch.set_num_threads(job.threads)
+    twin_dir = None
+    try:
+        job.task.save(run_dir)
+        nope = None
+        if is_pe_free(job.cfg):
+            outcome, twin_dir = no_pe_twin(job)
+        else:
+            outcome = train_and_evaluate(job.cfg, job.device, run_dir, job.semantic)
+            if job.cfg["compare_nope"] and outcome["status"] == "ok":
+                twin, twin_dir = no_pe_twin(job)
+                nope = results.twin_summary(twin)
+        content = results.assemble(
+            job, outcome, nope, job.task.chance, constant_output_ceiling(job.task.test_set("cpu")),
+            results.provenance(job, started, time.time(), twin_dir),
+        )
+    except Exception as error:
+        write_json(run_dir / "results.json", results.failed(job, error, results.provenance(job, started, time.time(), twin_dir)))
+        raise
+    write_json(run_dir / "results.json", content)
+    return content

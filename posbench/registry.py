@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import pkgutil
+from collections.abc import Mapping
 from typing import Any, Callable, Generic, TypeVar
 
 from posbench.errors import ConfigError
+from posbench.schema import check_section
 
 T = TypeVar("T")
 
@@ -36,42 +37,25 @@ class Registry(Generic[T]):
 
     def build(self, section: dict, *args: Any, **wired: Any) -> T:
         """Instantiate the class named by ``section["name"]`` with ``*args``, the keyword-only
-        arguments ``wired`` by posbench itself, and the section's other keys as keyword options;
-        a key the class does not take is a ``ConfigError``."""
-        cls = self.get(section["name"])
-        options = {key: value for key, value in section.items() if key != "name"}
-        known = keyword_options(cls)
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"{self.kind}={section['name']} has no option {', '.join(unknown)}; its options: {', '.join(known)}"
-            )
-        return cls(*args, **wired, **options)
+        arguments ``wired`` by posbench itself, and the section's other keys as keyword options,
+        checked against their declared types and ranges (``posbench.schema``); an option the
+        section leaves out takes its declared default."""
+        options = self.check(section)
+        del options["name"]
+        return self.get(section["name"])(*args, **wired, **options)
+
+    def check(self, section: dict) -> dict:
+        """``section`` normalised by the schema of the class it names (``ConfigError`` if it is
+        not a mapping with a known name, or an option is unknown, mistyped or out of range)."""
+        if not isinstance(section, Mapping) or not isinstance(section.get("name"), str):
+            raise ConfigError(f"{self.kind} must be a {self.kind} name or a mapping with a name, got {section!r}")
+        return check_section(self.kind, self.get(section["name"]), section)
 
     def names(self) -> list[str]:
         return sorted(self._items)
 
     def items(self) -> list[tuple[str, type[T]]]:
         return [(name, self._items[name]) for name in self.names()]
-
-
-def keyword_options(cls: type) -> list[str]:
-    """The options a config may set: parameters of ``cls.__init__`` with defaults, following
-    ``**options`` that an ``__init__`` passes on to its parent's. Keyword-only parameters are
-    wired by posbench (e.g. a model's ``eos``), not set from a YAML."""
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
-        names += [
-            p.name
-            for p in parameters
-            if p.default is not p.empty and p.kind is not p.KEYWORD_ONLY and p.name not in names
-        ]
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            break
-    return names
 
 
 def import_submodules(package: str, path: list[str]) -> None:

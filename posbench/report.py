@@ -29,8 +29,11 @@ def summary(results: dict, run_dir: Path, sweep_dir: Path | None = None) -> str:
     rows = [_row(results["encoding"], results["metrics"], results["lengths"], columns, extras, by)]
     if results["pe_off"] is not None:
         rows.append(_row("  same model, PE off", results["pe_off"], None, columns, extras, by))
-    if results["nope"] is not None:
-        rows.append(_row("none (no-PE twin)", results["nope"]["metrics"], results["nope"]["lengths"], columns, extras, by))
+    twin = results["nope"]
+    if twin is not None and twin["status"] == "diverged":
+        rows.append(f"{'none (no-PE twin)':<24}diverged at step {twin['diverged_at']}")
+    elif twin is not None:
+        rows.append(_row("none (no-PE twin)", twin["metrics"], twin["lengths"], columns, extras, by))
     what = "perplexity" if by == "ppl" else "token accuracy"
     note = f"acc: token accuracy on the in-distribution test set; len L: {what} at length L"
     if ceiling is not None:

@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from conftest import TINY
-from posbench.cli import choices
 from posbench.encodings import ENCODINGS
 from posbench.models import MODELS
 from posbench.tasks import TASKS
@@ -30,9 +29,9 @@ def test_list_shows_every_encoding_model_and_task(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["encoding=foo"], "unknown encoding 'foo'; valid choices: " + ", ".join(choices("encoding"))),
-        (["task=nope"], "unknown task 'nope'; valid choices: " + ", ".join(choices("task"))),
-        (["model=vit3000"], "unknown model 'vit3000'; valid choices: " + ", ".join(choices("model"))),
+        (["encoding=foo"], "unknown encoding 'foo'; valid choices: " + ", ".join(ENCODINGS.names())),
+        (["task=nope"], "unknown task 'nope'; valid choices: " + ", ".join(TASKS.names())),
+        (["model=vit3000"], "unknown model 'vit3000'; valid choices: " + ", ".join(MODELS.names())),
         (["-m", "encoding=rope,bogus"], "unknown encoding 'bogus'"),
         (["model.d_model=30", "model.heads=4"], "model.d_model=30 is not divisible by model.heads=4"),
         (["trainer.lr=-1"], "trainer.lr=-1"),

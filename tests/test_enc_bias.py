@@ -233,7 +233,7 @@ def test_kerple_is_symmetric_and_shared_across_layers():
 
 
 def test_kerple_rejects_unknown_kernel():
-    with pytest.raises(ConfigError, match="encoding=kerple: kernel must be one of log, power"):
+    with pytest.raises(ConfigError, match="encoding.kernel=gaussian must be one of log, power"):
         ENCODINGS.build({"name": "kerple", "kernel": "gaussian"}, shape())
 
 
@@ -354,9 +354,9 @@ def test_fire_threshold_stays_positive_and_config_errors():
     enc = fire_with(c=0.1, threshold=1e-30)
     pos = torch.arange(5)[None]
     assert torch.isfinite(enc.bias(pos, pos, 0)).all()
-    with pytest.raises(ConfigError, match="encoding=fire needs hidden >= 1"):
+    with pytest.raises(ConfigError, match="encoding.hidden=0 must be >= 1"):
         ENCODINGS.build({"name": "fire", "hidden": 0}, shape())
-    with pytest.raises(ConfigError, match="init_L > 0"):
+    with pytest.raises(ConfigError, match="encoding.init_L=-1.0 must be > 0"):
         ENCODINGS.build({"name": "fire", "init_L": -1.0}, shape())
 
 
@@ -419,7 +419,7 @@ def test_dynamic_bias_defaults_and_per_layer():
     assert [(m.in_features, m.out_features) for m in linears] == [(1, 16), (16, 16), (16, 4)]
     pos = torch.arange(5)[None]
     assert not torch.allclose(enc.bias(pos, pos, 0), enc.bias(pos, pos, 2))
-    with pytest.raises(ConfigError, match="encoding=dynamic_bias needs depth >= 1"):
+    with pytest.raises(ConfigError, match="encoding.depth=0 must be >= 1"):
         ENCODINGS.build({"name": "dynamic_bias", "depth": 0}, shape())
 
 

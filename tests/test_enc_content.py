@@ -180,7 +180,7 @@ def test_shaw_options():
     assert enc.w_value is None and enc.value(torch.ones(1, 2, 3, 3), pos, pos, 0) is None
     assert enc.explicit_attention  # the key term still needs the explicit path
     assert ENCODINGS.build({"name": "shaw"}, shape()).w_key.shape == (2, 33, 4)  # layers, 2k + 1, head_dim
-    with pytest.raises(ConfigError, match="shaw"):
+    with pytest.raises(ConfigError, match="encoding.clip=-1 must be >= 0"):
         ENCODINGS.build({"name": "shaw", "clip": -1}, shape())
 
 

@@ -177,14 +177,14 @@ def test_a_combo_cross_encoding_is_judged_by_its_parts():
 
 
 def test_the_no_pe_twin_switches_off_every_encoding_of_the_family(tiny_cfg, tmp_path):
-    from posbench import experiment
+    from posbench import config, experiment
 
     cfg = tiny_cfg("model=seq2seq", "encoding=rope", "model.decoder_encoding=alibi", "model.cross_encoding=t5")
-    twin = experiment.no_pe_config(cfg)
+    twin = config.no_pe_config(cfg)
     assert twin["encoding"] == {"name": "none"}
     assert twin["model"]["decoder_encoding"] is None and twin["model"]["cross_encoding"] == "none"
-    assert experiment.no_pe_config(twin) == twin
-    assert experiment.no_pe_config(tiny_cfg("model=seq2seq", "encoding=none")) == tiny_cfg("model=seq2seq", "encoding=none")
+    assert config.no_pe_config(twin) == twin
+    assert config.no_pe_config(tiny_cfg("model=seq2seq", "encoding=none")) == tiny_cfg("model=seq2seq", "encoding=none")
     # encoding=none with PE elsewhere is not a twin: it trains, is scored with PE off, and has a twin
     results = experiment.run(tiny_cfg("model=seq2seq", "encoding=none", "model.cross_encoding=alibi"), tmp_path / "run")
     assert results["pe_off"] is not None and results["nope"] is not None

@@ -10,7 +10,7 @@ NAMES = ("duplicate", "odds_first", "parity", "even_pairs", "cycle_navigation", 
 
 
 def make(name, **kw):
-    return TASKS.get(name)(**kw)
+    return TASKS.build({"name": name, **kw})
 
 
 def test_duplicate_hand_cases():

@@ -17,7 +17,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "task"
 def make(name, **kw):
     kw.setdefault("vocab_size", 7)
     kw.setdefault("train_lengths", (2, 5))
-    return TASKS.get(name)(**kw)
+    return TASKS.build({"name": name, **kw})
 
 
 def tgt(name, rows, **kw):

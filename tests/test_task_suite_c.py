@@ -27,7 +27,7 @@ PLUS10, PLUS2, POP, PUSH0, PUSH1 = 10, 2, 2, 3, 4
 def make(name, **kw):
     kw.setdefault("vocab_size", VOCAB[name])
     kw.setdefault("train_lengths", (MIN_LENGTH[name], 6))
-    return TASKS.get(name)(**kw)
+    return TASKS.build({"name": name, **kw})
 
 
 def answers(task, target):

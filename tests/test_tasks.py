@@ -9,7 +9,7 @@ from posbench.training.evaluate import constant_output_ceiling
 
 
 def make(name, **kw):
-    return TASKS.get(name)(**kw)
+    return TASKS.build({"name": name, **kw})
 
 
 SRC = torch.tensor([[3, 1, 2, 1], [0, 5, 5, 0]])

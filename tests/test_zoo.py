@@ -38,14 +38,14 @@ MODES = {"encoder": (False,), "decoder": (True,), "seq2seq": (False, True)}
 @pytest.mark.parametrize("encoding", ENCODINGS.names())
 def test_every_encoding_trains_with_every_model(encoding, model, tmp_path, monkeypatch):
     losses = []
-    real_loss = experiment.MODELS.get(model).loss
+    real_loss = MODELS.get(model).loss
 
     def recording_loss(self, src, tgt):
         loss, pred = real_loss(self, src, tgt)
         losses.append(loss.item())
         return loss, pred
 
-    monkeypatch.setattr(experiment.MODELS.get(model), "loss", recording_loss)
+    monkeypatch.setattr(MODELS.get(model), "loss", recording_loss)
     cfg = compose([*MICRO, f"encoding={encoding}", f"model={model}"], tmp_path / "twins")
     cls = ENCODINGS.get(encoding)
     if not all(cls.supports_causal if causal else cls.supports_bidirectional for causal in MODES[model]):

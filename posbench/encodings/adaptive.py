@@ -29,8 +29,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.schema import PositiveFloat
 
 
 @ENCODINGS.register("adaptive")
@@ -39,10 +39,8 @@ class Adaptive(PositionalEncoding):
     family = "absolute"
     shift_invariant = False
 
-    def __init__(self, shape: AttentionShape, max_len: int = 64):
+    def __init__(self, shape: AttentionShape, max_len: PositiveFloat = 64):
         super().__init__(shape)
-        if not max_len > 0:
-            raise ConfigError(f"encoding=adaptive needs encoding.max_len > 0, got {max_len}")
         self.max_len = float(max_len)
         self.proj = nn.Linear(2, shape.d_model, bias=False)
 

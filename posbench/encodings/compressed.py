@@ -22,18 +22,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape
 from posbench.encodings.sinusoidal import Sinusoidal
+from posbench.schema import FrequencyBase, PositiveInt
 
 
 @ENCODINGS.register("compressed")
 class Compressed(Sinusoidal):
     description = "sin/cos codes of floor(p / ratio): blocks of positions share a code (cf. Chen et al. 2023 interpolation)"
 
-    def __init__(self, shape: AttentionShape, ratio: int = 2, base: float = 10000.0):
-        if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
-            raise ConfigError(f"encoding=compressed needs an integer encoding.ratio >= 1, got {ratio!r}")
+    def __init__(self, shape: AttentionShape, ratio: PositiveInt = 2, base: FrequencyBase = 10000.0):
         super().__init__(shape, base)
         self.ratio = ratio
 

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
-from posbench.errors import ConfigError
+from posbench.schema import PositiveInt
 
 
 @ENCODINGS.register("cope")
@@ -52,11 +52,9 @@ class CoPE(PositionalEncoding):
     shift_invariant = True
     supports_bidirectional = False
 
-    def __init__(self, shape: AttentionShape, npos_max: int = 64):
+    def __init__(self, shape: AttentionShape, npos_max: PositiveInt = 64):
         super().__init__(shape)
-        if int(npos_max) < 1:
-            raise ConfigError(f"encoding=cope needs npos_max >= 1, got {npos_max}")
-        self.npos_max = int(npos_max)
+        self.npos_max = npos_max
         # e[layer, n] for n = 0 .. npos_max, zero at initialisation (reference code)
         self.table = nn.Parameter(torch.zeros(shape.layers, self.npos_max + 1, shape.head_dim))
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, relative_distance
-from posbench.errors import ConfigError
+from posbench.schema import PositiveInt
 
 
 def dynamic_bias_mlp(hidden: int, heads: int, depth: int) -> nn.Sequential:
@@ -45,11 +45,11 @@ class DynamicBias(PositionalEncoding):
     family = "bias"
     shift_invariant = True
 
-    def __init__(self, shape: AttentionShape, log_distance: bool = False, depth: int = 2, hidden: int | None = None):
+    def __init__(
+        self, shape: AttentionShape, log_distance: bool = False, depth: PositiveInt = 2, hidden: PositiveInt | None = None
+    ):
         super().__init__(shape)
-        hidden = shape.d_model // 4 if hidden is None else hidden
-        if depth < 1 or hidden < 1:
-            raise ConfigError(f"encoding=dynamic_bias needs depth >= 1 and hidden >= 1, got depth={depth}, hidden={hidden}")
+        hidden = max(1, shape.d_model // 4) if hidden is None else hidden
         self.log_distance = bool(log_distance)
         self.mlps = nn.ModuleList(dynamic_bias_mlp(hidden, shape.heads, depth) for _ in range(shape.layers))
 

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, relative_distance
-from posbench.errors import ConfigError
+from posbench.schema import PositiveFloat, PositiveInt
 
 #: Added to the normaliser, as in the reference code.
 EPS = 1e-6
@@ -53,16 +53,12 @@ class FIRE(PositionalEncoding):
     def __init__(
         self,
         shape: AttentionShape,
-        hidden: int = 32,
-        init_c: float = 0.1,
-        init_L: float = 512.0,
+        hidden: PositiveInt = 32,
+        init_c: PositiveFloat = 0.1,
+        init_L: PositiveFloat = 512.0,
         shared: bool = False,
     ):
         super().__init__(shape)
-        if hidden < 1 or init_c <= 0 or init_L <= 0:
-            raise ConfigError(
-                f"encoding=fire needs hidden >= 1, init_c > 0 and init_L > 0, got {hidden}, {init_c}, {init_L}"
-            )
         self.shared = bool(shared)
         copies = 1 if self.shared else shape.layers
         self.mlps = nn.ModuleList(

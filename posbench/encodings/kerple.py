@@ -26,13 +26,13 @@ trains causal language models, where only ``j <= i`` is visible and ``|i - j| = 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, relative_distance
-from posbench.errors import ConfigError
 
-KERNELS = ("log", "power")
 #: The reference code's lower clamp on every parameter; also keeps the initial draws off 0 (and 2).
 EPS = 0.01
 
@@ -43,10 +43,8 @@ class Kerple(PositionalEncoding):
     family = "bias"
     shift_invariant = True
 
-    def __init__(self, shape: AttentionShape, kernel: str = "log"):
+    def __init__(self, shape: AttentionShape, kernel: Literal["log", "power"] = "log"):
         super().__init__(shape)
-        if kernel not in KERNELS:
-            raise ConfigError(f"encoding=kerple: kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
         self.kernel = kernel
         r1_max, r2_max = (2.0, 1.0) if kernel == "log" else (1.0, 2.0)
         r1 = (torch.rand(shape.heads, 1, 1) * r1_max).clamp(EPS, 2 - EPS)

@@ -21,8 +21,8 @@ import math
 
 from torch import Tensor, nn
 
-from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.schema import NonNegativeFloat, PositiveInt
 
 
 @ENCODINGS.register("learned")
@@ -31,11 +31,9 @@ class Learned(PositionalEncoding):
     family = "absolute"
     shift_invariant = False
 
-    def __init__(self, shape: AttentionShape, max_len: int = 256, init_std: float = 0.02):
+    def __init__(self, shape: AttentionShape, max_len: PositiveInt = 256, init_std: NonNegativeFloat = 0.02):
         super().__init__(shape)
-        if int(max_len) < 1:
-            raise ConfigError(f"encoding={self.name} needs encoding.max_len >= 1, got {max_len}")
-        self.table = nn.Embedding(int(max_len), shape.d_model)
+        self.table = nn.Embedding(max_len, shape.d_model)
         nn.init.normal_(self.table.weight, std=init_std)
 
     def max_positions(self) -> int:

@@ -30,12 +30,15 @@ shift invariant and norm preserving.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
-from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.encodings.sinusoidal import inverse_frequencies
+from posbench.errors import ConfigError
+from posbench.schema import FrequencyBase, PositiveFloat, Range
 
 
 def rotate_half_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -53,29 +56,22 @@ class RoPE(PositionalEncoding):
     def __init__(
         self,
         shape: AttentionShape,
-        base: float = 10000.0,
-        rotary_fraction: float = 1.0,
-        scale: float = 1.0,
-        ntk_alpha: float = 1.0,
+        base: FrequencyBase = 10000.0,
+        rotary_fraction: Annotated[float, Range(gt=0, le=1)] = 1.0,
+        scale: PositiveFloat = 1.0,
+        ntk_alpha: PositiveFloat = 1.0,
     ):
         super().__init__(shape)
         if shape.head_dim % 2:
             raise ConfigError(
                 f"encoding={self.name} needs an even head dimension (model.d_model / model.heads), got {shape.head_dim}"
             )
-        if not 0.0 < rotary_fraction <= 1.0:
-            raise ConfigError(f"encoding={self.name}: rotary_fraction must be in (0, 1], got {rotary_fraction}")
         rotated = round(rotary_fraction * shape.head_dim)
         if rotated == 0 or rotated % 2:
             raise ConfigError(
                 f"encoding={self.name}: rotary_fraction={rotary_fraction} rotates round({rotary_fraction} * "
                 f"{shape.head_dim}) = {rotated} features of each head; it must be an even number > 0"
             )
-        if scale <= 0:
-            raise ConfigError(f"encoding={self.name}: scale must be > 0, got {scale}")
-        if ntk_alpha <= 0:
-            raise ConfigError(f"encoding={self.name}: ntk_alpha must be > 0, got {ntk_alpha}")
-        base = float(base)
         if ntk_alpha != 1.0:
             if rotated == 2:
                 raise ConfigError(

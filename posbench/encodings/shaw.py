@@ -35,8 +35,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, relative_distance
+from posbench.schema import NonNegativeInt
 
 
 @ENCODINGS.register("shaw")
@@ -45,11 +45,9 @@ class Shaw(PositionalEncoding):
     family = "relative"
     shift_invariant = True
 
-    def __init__(self, shape: AttentionShape, clip: int = 16, values: bool = True):
+    def __init__(self, shape: AttentionShape, clip: NonNegativeInt = 16, values: bool = True):
         super().__init__(shape)
-        if int(clip) < 0:
-            raise ConfigError(f"encoding=shaw needs clip >= 0, got {clip}")
-        self.clip = int(clip)
+        self.clip = clip
         rows = 2 * self.clip + 1
         self.w_key = nn.Parameter(torch.empty(shape.layers, rows, shape.head_dim))
         self.register_parameter("w_value", nn.Parameter(torch.empty_like(self.w_key)) if values else None)

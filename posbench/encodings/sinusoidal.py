@@ -32,8 +32,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.errors import ConfigError
+from posbench.schema import FrequencyBase
 
 
 def inverse_frequencies(dim: int, base: float, device=None) -> Tensor:
@@ -53,7 +54,7 @@ class Sinusoidal(PositionalEncoding):
     family = "absolute"
     shift_invariant = False
 
-    def __init__(self, shape: AttentionShape, base: float = 10000.0):
+    def __init__(self, shape: AttentionShape, base: FrequencyBase = 10000.0):
         super().__init__(shape)
         if shape.d_model % 2:
             raise ConfigError(f"encoding={self.name} needs an even model.d_model, got {shape.d_model}")
@@ -71,7 +72,7 @@ class Sinusoidal(PositionalEncoding):
 class ScaledSinusoidal(Sinusoidal):
     description = "sin/cos codes times one learned scalar, added to the input (Hua et al. 2022, FLASH)"
 
-    def __init__(self, shape: AttentionShape, base: float = 10000.0, init_scale: float = 1.0):
+    def __init__(self, shape: AttentionShape, base: FrequencyBase = 10000.0, init_scale: float = 1.0):
         super().__init__(shape, base)
         self.scale = nn.Parameter(torch.tensor(float(init_scale)))
 

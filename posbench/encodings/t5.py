@@ -12,11 +12,14 @@ shared by all layers. Buckets are exact for small distances and logarithmic beyo
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, relative_distance
+from posbench.errors import ConfigError
+from posbench.schema import PositiveInt, Range
 
 
 def t5_bucket(relative: Tensor, bidirectional: bool, num_buckets: int = 32, max_distance: int = 128) -> Tensor:
@@ -41,10 +44,21 @@ class T5Bias(PositionalEncoding):
     family = "bias"
     shift_invariant = True
 
-    def __init__(self, shape: AttentionShape, num_buckets: int = 32, max_distance: int = 128):
+    def __init__(self, shape: AttentionShape, num_buckets: Annotated[int, Range(ge=2)] = 32, max_distance: PositiveInt = 128):
         super().__init__(shape)
-        self.num_buckets = int(num_buckets)
-        self.max_distance = int(max_distance)
+        exact = (num_buckets if shape.causal else num_buckets // 2) // 2
+        if exact < 1:
+            raise ConfigError(
+                f"encoding=t5 with num_buckets={num_buckets} leaves no exact bucket in bidirectional attention "
+                "(half the buckets per direction, half of those exact); use num_buckets >= 4"
+            )
+        if max_distance <= exact:
+            raise ConfigError(
+                f"encoding=t5 needs max_distance > {exact} (its exact buckets) to space the logarithmic ones, "
+                f"got max_distance={max_distance}"
+            )
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
         self.table = nn.Embedding(self.num_buckets, shape.heads)
         nn.init.zeros_(self.table.weight)
 

@@ -33,9 +33,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from posbench.errors import ConfigError
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, relative_distance
 from posbench.encodings.sinusoidal import sinusoid_table
+from posbench.errors import ConfigError
+from posbench.schema import FrequencyBase
 
 
 @ENCODINGS.register("xl")
@@ -44,7 +45,7 @@ class TransformerXL(PositionalEncoding):
     family = "relative"
     shift_invariant = True
 
-    def __init__(self, shape: AttentionShape, base: float = 10000.0):
+    def __init__(self, shape: AttentionShape, base: FrequencyBase = 10000.0):
         super().__init__(shape)
         if shape.d_model % 2:
             raise ConfigError(f"encoding=xl needs an even model.d_model, got {shape.d_model}")

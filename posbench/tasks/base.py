@@ -25,6 +25,7 @@ from torch import Tensor
 
 from posbench.errors import ConfigError
 from posbench.registry import Registry
+from posbench.schema import Lengths, LengthSpan, PositiveInt, Seed
 
 Batch = tuple[Tensor, Tensor]
 
@@ -52,11 +53,11 @@ class Task:
 
     def __init__(
         self,
-        vocab_size: int = 16,
-        train_lengths: tuple[int, int] | None = None,
-        eval_lengths: tuple[int, ...] = (8, 16, 32),
-        eval_size: int = 256,
-        eval_seed: int = 1234,
+        vocab_size: PositiveInt = 16,
+        train_lengths: LengthSpan | None = None,
+        eval_lengths: Lengths = (8, 16, 32),
+        eval_size: PositiveInt = 256,
+        eval_seed: Seed = 1234,
     ):
         """``train_lengths`` defaults to ``[min_length, 16]``. A subclass with options of its own
         takes ``**options`` and passes them on (``Registry.build`` follows the chain)."""
@@ -69,13 +70,11 @@ class Task:
                 f"task.train_lengths={list(train_lengths)} must be [min, max] with min <= max and min "
                 f"at least {self.min_length} for task={self.name}"
             )
-        if not eval_lengths or min(eval_lengths) < self.min_length:
+        if min(eval_lengths) < self.min_length:
             raise ConfigError(
                 f"task.eval_lengths={list(eval_lengths)} must be a non-empty list of lengths of "
                 f"at least {self.min_length} for task={self.name}"
             )
-        if eval_size < 1:
-            raise ConfigError(f"task.eval_size={eval_size} must be positive")
         self.vocab_size = int(vocab_size)
         self.train_lengths = (lo, hi)
         self.eval_lengths = sorted(int(n) for n in eval_lengths)

@@ -8,10 +8,13 @@ their order, so position information is not needed. Chance: 1 / cycle_length, a 
 the states the target can take. Needs vocab_size >= max(3, cycle_length): the target states are
 symbols of the shared vocabulary."""
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
 from posbench.errors import ConfigError
+from posbench.schema import Range
 from posbench.tasks.base import TASKS, Batch, Task
 
 
@@ -20,17 +23,15 @@ class CycleNavigation(Task):
     description = "output the final state of stay/+1/-1 moves on a 5-cycle (order-free)"
     order_sensitive = False
 
-    def __init__(self, cycle_length: int = 5, **options):
+    def __init__(self, cycle_length: Annotated[int, Range(ge=2)] = 5, **options):
         super().__init__(**options)
-        if cycle_length < 2:
-            raise ConfigError(f"task.cycle_length={cycle_length} must be at least 2")
-        need = max(3, int(cycle_length))
+        need = max(3, cycle_length)
         if self.vocab_size < need:
             raise ConfigError(
                 f"task.vocab_size={self.vocab_size} must be at least {need} for cycle_navigation "
                 f"(3 move symbols and {cycle_length} states)"
             )
-        self.cycle_length = int(cycle_length)
+        self.cycle_length = cycle_length
 
     def sample(self, batch_size: int, length: int, generator: torch.Generator) -> Batch:
         src = torch.randint(0, 3, (batch_size, length), generator=generator, device=generator.device)

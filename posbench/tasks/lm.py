@@ -31,6 +31,7 @@ from collections import defaultdict
 import torch
 
 from posbench.errors import ConfigError
+from posbench.schema import NonEmptyStr
 from posbench.tasks.base import TASKS, Batch
 from posbench.tasks.text import TextTask
 
@@ -43,7 +44,7 @@ class LanguageModeling(TextTask):
     default_dataset = "Salesforce/wikitext"
     default_dataset_config = "wikitext-2-raw-v1"
 
-    def __init__(self, text_column: str = "text", **options):
+    def __init__(self, text_column: NonEmptyStr = "text", **options):
         """``text_column``: the column holding the text (one line or document per row)."""
         self.text_column = str(text_column)
         super().__init__(**options)

@@ -17,10 +17,13 @@ with ``vocab_size: 8``. Symbols from modulus+3 up to vocab_size-1 never occur.
 Order-sensitive: with ``-`` and mixed ``+``/``*`` the value depends on where each operand and
 operator sits. Chance: 1 / modulus, a uniform guess over the values the target can take."""
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
 from posbench.errors import ConfigError
+from posbench.schema import Range
 from posbench.tasks.base import TASKS, Batch, Task
 
 
@@ -28,16 +31,14 @@ from posbench.tasks.base import TASKS, Batch, Task
 class ModularArithmetic(Task):
     description = "output the value mod m of an expression over + - * with precedence (order-sensitive)"
 
-    def __init__(self, modulus: int = 3, **options):
+    def __init__(self, modulus: Annotated[int, Range(ge=2)] = 3, **options):
         super().__init__(**options)
-        if modulus < 2:
-            raise ConfigError(f"task.modulus={modulus} must be at least 2")
         if self.vocab_size < modulus + 3:
             raise ConfigError(
                 f"task.vocab_size={self.vocab_size} must be at least {modulus + 3} for "
                 f"modular_arithmetic with modulus={modulus} ({modulus} residues and 3 operators)"
             )
-        self.modulus = int(modulus)
+        self.modulus = modulus
 
     @property
     def plus(self) -> int:

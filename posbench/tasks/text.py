@@ -32,13 +32,15 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict, defaultdict
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from posbench.data import hub
-from posbench.data.tokenizer import KINDS, TextTokenizer, fit_tokenizer
+from posbench.data.tokenizer import TextTokenizer, fit_tokenizer
 from posbench.errors import ConfigError
+from posbench.schema import LengthSpan, PositiveInt
 from posbench.tasks.base import Batch, Task, pack_answers
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,8 @@ class TextTask(Task):
         dataset_config: str | None = None,
         data_files=None,
         split: dict | None = None,
-        tokenizer: str = "bpe",
-        vocab_size: int = 1000,
+        tokenizer: Literal["bpe", "char"] = "bpe",
+        vocab_size: PositiveInt = 1000,
         **options,
     ):
         """``dataset``/``dataset_config``: a Hugging Face hub dataset; ``data_files``: local files
@@ -82,8 +84,6 @@ class TextTask(Task):
         ``{train: ..., test: ...}`` dataset splits, slicing allowed; ``tokenizer``: ``char`` or
         ``bpe``; ``vocab_size``: the BPE size (ignored by ``char``), replaced by the fitted size."""
         super().__init__(vocab_size=vocab_size, **options)
-        if tokenizer not in KINDS:
-            raise ConfigError(f"task.tokenizer={tokenizer!r} is not a tokenizer; valid choices: {', '.join(KINDS)}")
         self.dataset = dataset or self.default_dataset
         self.dataset_config = dataset_config if dataset is not None else (dataset_config or self.default_dataset_config)
         self.data_files = data_files
@@ -200,12 +200,10 @@ class PairedTextTask(TextTask):
     #: Truncation of answers in tokens (None: answers are not truncated).
     max_answer: int | None = None
 
-    def __init__(self, max_length: int = 64, train_lengths: tuple[int, int] | None = None, **options):
+    def __init__(self, max_length: PositiveInt = 64, train_lengths: LengthSpan | None = None, **options):
         """``max_length``: sources are truncated to this many tokens; ``train_lengths`` defaults to
         ``[1, max_length]`` (every training example)."""
-        if int(max_length) < 1:
-            raise ConfigError(f"task.max_length={max_length} must be at least 1")
-        self.max_length = int(max_length)
+        self.max_length = max_length
         train_lengths = (self.min_length, self.max_length) if train_lengths is None else train_lengths
         super().__init__(train_lengths=train_lengths, **options)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from posbench.data.tokenizer import TextTokenizer
 from posbench.errors import ConfigError
+from posbench.schema import NonEmptyStr
 from posbench.tasks.base import TASKS
 from posbench.tasks.text import PairedTextTask, drop_missing
 from posbench.training.files import write_json
@@ -34,7 +35,7 @@ class TextClassification(PairedTextTask):
     description = "classify a text into one label symbol (default AG News topics; chance 1/classes)"
     default_dataset = "fancyzhx/ag_news"
 
-    def __init__(self, text_column: str = "text", label_column: str = "label", **options):
+    def __init__(self, text_column: NonEmptyStr = "text", label_column: NonEmptyStr = "label", **options):
         """``text_column``/``label_column``: the dataset columns holding the text and its label."""
         self.text_column, self.label_column = str(text_column), str(label_column)
         super().__init__(**options)

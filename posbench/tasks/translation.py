@@ -23,6 +23,7 @@ import torch
 from posbench.data import require
 from posbench.data.tokenizer import TextTokenizer
 from posbench.errors import ConfigError
+from posbench.schema import NonEmptyStr, PositiveInt
 from posbench.tasks.base import TASKS
 from posbench.tasks.text import PairedTextTask, drop_missing
 
@@ -34,15 +35,16 @@ class Translation(PairedTextTask):
     supported_models = ("decoder", "seq2seq")
     default_dataset = "bentrevett/multi30k"
 
-    def __init__(self, source_lang: str = "en", target_lang: str = "de", max_target_length: int = 64, **options):
+    def __init__(
+        self, source_lang: NonEmptyStr = "en", target_lang: NonEmptyStr = "de", max_target_length: PositiveInt = 64,
+        **options,
+    ):
         """``source_lang``/``target_lang``: the column names (or the keys of a ``translation``
         column); ``max_target_length``: targets are truncated to this many tokens (plus ``eos``)."""
-        if int(max_target_length) < 1:
-            raise ConfigError(f"task.max_target_length={max_target_length} must be at least 1")
         if source_lang == target_lang:
             raise ConfigError(f"task.source_lang and task.target_lang are both {source_lang!r}")
         self.source_lang, self.target_lang = str(source_lang), str(target_lang)
-        self.max_answer = int(max_target_length)
+        self.max_answer = max_target_length
         super().__init__(**options)
 
     def data_options(self) -> tuple:

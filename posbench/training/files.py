@@ -1,4 +1,6 @@
-"""Atomic writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic writes: a reader sees the old file or the new one, never half of one. Files get the
+permissions of any file the user creates (``0666`` less the umask), so that collaborators on shared
+storage can read results and checkpoints."""
 
 from __future__ import annotations
 
@@ -19,14 +21,22 @@ def _atomic(path: Path, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; results are for collaborators too
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    _atomic(Path(path), lambda f: f.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+    """``data`` as indented JSON, keys in the order the dict holds them."""
+    _atomic(Path(path), lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -1,59 +1,62 @@
 """The training loop: AdamW, linear warmup then cosine decay, gradient clipping, periodic
 evaluation, TensorBoard scalars, a progress bar, and atomic checkpoints that an interrupted run
-resumes from (model, optimizer, schedule, step and the data generator's state)."""
+resumes from to the same numbers (model, optimizer, schedule, step, the data generator's and
+torch's global generators' states). A checkpoint holds tensors, numbers and strings only and is
+loaded with ``weights_only=True``: a crafted file cannot run code."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from posbench.config import TrainerConfig, difference
 from posbench.errors import ConfigError
 from posbench.models import SequenceModel
 from posbench.tasks import Task
 from posbench.tasks.base import Batch
+from posbench.training import interrupt
 from posbench.training.evaluate import score, token_hits
 from posbench.training.files import save_torch
 
 
-@dataclass(frozen=True)
-class TrainerConfig:
-    max_steps: int = 1000
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    eval_every: int = 250
-    log_every: int = 25
-    checkpoint_every: int = 250
-    device: str = "auto"
+class Diverged(Exception):
+    """The training loss became NaN or infinite at ``step``: the run stops there (its result)."""
 
-    def __post_init__(self):
-        if self.max_steps < 1:
-            raise ConfigError(f"trainer.max_steps={self.max_steps} must be at least 1")
-        if self.batch_size < 1:
-            raise ConfigError(f"trainer.batch_size={self.batch_size} must be at least 1")
-        if not self.lr > 0:
-            raise ConfigError(f"trainer.lr={self.lr} must be > 0")
-        if self.weight_decay < 0 or self.warmup_steps < 0 or self.grad_clip <= 0:
-            raise ConfigError("trainer.weight_decay and trainer.warmup_steps must be >= 0, trainer.grad_clip > 0")
-        if min(self.eval_every, self.log_every, self.checkpoint_every) < 1:
-            raise ConfigError("trainer.eval_every, trainer.log_every and trainer.checkpoint_every must be >= 1")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"trainer.device={self.device!r}: use auto, cpu, cuda or cuda:N")
+    def __init__(self, step: int, loss: float, label: str):
+        super().__init__(f"{label} diverged at step {step} (loss {loss})")
+        self.step, self.loss, self.label = step, loss, label
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name} but CUDA is not available here; use trainer.device=cpu")
-    return torch.device(name)
+class CorruptCheckpoint(ConfigError):
+    """A checkpoint file that cannot be resumed from (unreadable, truncated, not posbench's)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(
+            f"{path} is not a usable checkpoint ({reason}); delete it to restart this run from step 0, "
+            "or choose another hydra.run.dir"
+        )
+        self.path = path
+
+
+#: What a checkpoint holds (tensors, numbers and strings only: it loads with ``weights_only=True``).
+CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "generator", "rng", "step", "fingerprint", "semantic")
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint's content, loaded without running any code (``weights_only=True``); a file
+    that is not a complete posbench checkpoint raises ``CorruptCheckpoint``."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CorruptCheckpoint(path, reason[:200]) from None
+    if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= set(state):
+        raise CorruptCheckpoint(path, "not a posbench checkpoint")
+    return state
 
 
 def warmup_cosine(warmup: int, total: int):
@@ -90,9 +93,16 @@ def fit(
     checkpoint: Path,
     label: str,
     fingerprint: str,
+    semantic: dict | None = None,
 ) -> None:
     """Train ``model`` on ``task`` for ``cfg.max_steps`` steps, resuming from ``checkpoint`` if present;
-    ``test_set`` is scored every ``cfg.eval_every`` steps."""
+    ``test_set`` is scored every ``cfg.eval_every`` steps. ``fingerprint`` identifies the
+    configuration (a checkpoint of another one is refused); ``semantic`` is that configuration,
+    stored with the checkpoint so that a refusal can say what differs.
+
+    Raises ``Diverged`` at the first step whose loss is not finite (before the update), and
+    ``Interrupted`` after checkpointing the step in progress when a signal arrives (see
+    ``posbench.training.interrupt``)."""
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.max_steps))
     generator = torch.Generator(device=device)
@@ -100,13 +110,17 @@ def fit(
 
     start = 0
     if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = load_checkpoint(checkpoint, device)
         if state["fingerprint"] != fingerprint:
-            raise ConfigError(f"{checkpoint} belongs to a different configuration; use a new run directory")
+            raise ConfigError(
+                f"{checkpoint} was written by a different configuration ({difference(state['semantic'], semantic)}); "
+                "use a new run directory"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"].cpu())
+        restore_rng(state["rng"])
         start = state["step"]
 
     def save(step: int) -> None:
@@ -117,34 +131,66 @@ def fit(
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
                 "generator": generator.get_state(),
+                "rng": rng_state(),
                 "step": step,
                 "fingerprint": fingerprint,
+                "semantic": semantic,
             },
         )
 
     model.train()
-    bar = tqdm(range(start, cfg.max_steps), desc=label, initial=start, total=cfg.max_steps, disable=None, leave=False)
-    for step in bar:
-        src, tgt = task.sample(cfg.batch_size, task.sample_length(generator), generator)
-        loss, pred = model.loss(src, tgt)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        schedule.step()
-        done = step + 1
+    bar = progress_bar(label, start, cfg.max_steps)
+    with interrupt.deferred():
+        for step in range(start, cfg.max_steps):
+            src, tgt = task.sample(cfg.batch_size, task.sample_length(generator), generator)
+            loss, pred = model.loss(src, tgt)
+            done = step + 1
+            if not math.isfinite(loss.item()):
+                bar.close()
+                raise Diverged(done, loss.item(), label)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            schedule.step()
+            bar.update()
 
-        if done % cfg.log_every == 0 or done == cfg.max_steps:
-            hit, scored = token_hits(pred, tgt)
-            acc = hit.sum().item() / max(scored.sum().item(), 1)
-            writer.add_scalar("train/loss", loss.item(), done)
-            writer.add_scalar("train/acc", acc, done)
-            writer.add_scalar("train/lr", schedule.get_last_lr()[0], done)
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
-        if done % cfg.eval_every == 0 or done == cfg.max_steps:
-            for key, value in score(model, test_set, task).items():
-                writer.add_scalar(f"eval/{key}", value, done)
-        if done % cfg.checkpoint_every == 0 or done == cfg.max_steps:
-            save(done)
+            if done % cfg.log_every == 0 or done == cfg.max_steps:
+                hit, scored = token_hits(pred, tgt)
+                acc = hit.sum().item() / max(scored.sum().item(), 1)
+                writer.add_scalar("train/loss", loss.item(), done)
+                writer.add_scalar("train/acc", acc, done)
+                writer.add_scalar("train/lr", schedule.get_last_lr()[0], done)
+                bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}", refresh=False)
+            if done % cfg.eval_every == 0 or done == cfg.max_steps:
+                for key, value in score(model, test_set, task).items():
+                    writer.add_scalar(f"eval/{key}", value, done)
+            signum = interrupt.pending()
+            if done % cfg.checkpoint_every == 0 or done == cfg.max_steps or signum is not None:
+                save(done)
+            if signum is not None:
+                bar.close()
+                writer.flush()
+                raise interrupt.Interrupted(signum, done, label)
     bar.close()
     writer.flush()
+
+
+def progress_bar(label: str, start: int, total: int) -> tqdm:
+    """tqdm's bar on a terminal; elsewhere (a pipe, nohup, a Slurm log) the bar is off."""
+    return tqdm(desc=label, initial=start, total=total, disable=None, leave=False)
+
+
+def rng_state() -> dict:
+    """torch's global generators (dropout, SPE's noise draw from them), saved with a checkpoint so
+    that a resumed run continues the same random stream."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -4,27 +4,74 @@ Twins live under ``<cache_root>/<key>/`` (``outcome.json``, TensorBoard events, 
 lock per key makes concurrent jobs that need the same twin (a multirun on several workers) train
 it once: the first takes the lock and trains, the others wait and then read its outcome. An
 interrupted twin resumes from its checkpoint the next time it is needed.
+
+The cache is shared (between runs, sweeps, cluster workers), so an entry is never trusted blindly:
+one whose ``outcome.json`` does not parse or lacks what a run reads, whose checkpoint does not
+load, or whose folder is a file, is discarded with a log line and trained again. Nothing in an
+entry can run code (checkpoints load with ``weights_only=True``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 from typing import Callable
 
 from filelock import FileLock
 
+from posbench.results import STATUSES
 from posbench.training.files import write_json
+from posbench.training.loop import CorruptCheckpoint
+
+log = logging.getLogger(__name__)
 
 
 def twin_outcome(key: str, cache_root: Path, train: Callable[[Path], dict]) -> tuple[dict, Path]:
     """The cached outcome for ``key`` (calling ``train(folder)`` on a miss) and its folder."""
     folder = cache_root / key
-    folder.mkdir(parents=True, exist_ok=True)
+    cache_root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache_root / f"{key}.lock")):
-        path = folder / "outcome.json"
-        if path.exists():
-            return json.loads(path.read_text()), folder
-        outcome = train(folder)
-        write_json(path, outcome)
+        outcome = read_outcome(folder)
+        if outcome is not None:
+            return outcome, folder
+        folder.mkdir(exist_ok=True)
+        try:
+            outcome = train(folder)
+        except CorruptCheckpoint as err:
+            discard(folder, f"its checkpoint does not load ({err.path.name})")
+            folder.mkdir()
+            outcome = train(folder)
+        write_json(folder / "outcome.json", outcome)
         return outcome, folder
+
+
+def read_outcome(folder: Path) -> dict | None:
+    """The outcome stored in an entry, or None (a miss) when there is none yet; an entry that is
+    not a folder, or whose outcome.json is unreadable or incomplete, is discarded."""
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        discard(folder, "it is a file, not a folder")
+        return None
+    path = folder / "outcome.json"
+    if not path.exists():
+        return None  # not trained yet, or interrupted: training resumes from its checkpoint
+    try:
+        outcome = json.loads(path.read_text())
+        valid = outcome["status"] in STATUSES and {"metrics", "lengths", "pe_off"} <= set(outcome)
+    except (ValueError, TypeError, KeyError, OSError):
+        valid = False
+    if not valid:
+        discard(folder, "its outcome.json is unreadable or incomplete")
+        return None
+    return outcome
+
+
+def discard(entry: Path, why: str) -> None:
+    log.warning(f"no-PE twin cache: discarding {entry} ({why}); training the twin again")
+    if entry.is_dir():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()

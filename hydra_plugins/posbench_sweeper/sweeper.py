@@ -1,0 +1,54 @@
+"""``hydra/sweeper=posbench``: Hydra's basic sweeper (every combination of the swept values, in
+Hydra's order, jobs numbered as the basic sweeper numbers them) with two changes:
+
+* the jobs listed in ``skip`` are not launched: ``posbench train -m`` validates every job before
+  Hydra starts (``posbench.sweep.plan``) and, with ``sweep.skip_invalid=true``, lists the invalid
+  ones here;
+* a job that fails does not stop the sweep (the basic sweeper raises the first failure): each job
+  records its outcome in its results.json, which ``posbench train -m`` summarises at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+
+class PosbenchSweeper(BasicSweeper):
+    """Hydra's basic sweeper that skips the jobs in ``skip`` and never stops at a failed job."""
+
+    def __init__(self, max_batch_size: Optional[int], params: Optional[dict] = None, skip: Optional[list] = None):
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.skip = set(skip or [])
+
+    def sweep(self, arguments: list[str]) -> Any:
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        jobs = self.split_arguments(parser.parse_overrides([*self._parse_config(), *arguments]), None)[0]
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        returns = []
+        for start, batch in self._batches(jobs):
+            self.validate_batch_is_legal(batch)
+            returns.append(self.launcher.launch(batch, initial_job_idx=start))  # failures are read later
+        return returns
+
+    def _batches(self, jobs: list) -> list[tuple[int, list]]:
+        """Runs of consecutive jobs to launch (keeping every job's number), at most
+        ``max_batch_size`` each."""
+        size = self.max_batch_size if self.max_batch_size not in (None, -1) else len(jobs)
+        batches: list[tuple[int, list]] = []
+        for number, job in enumerate(jobs):
+            if number in self.skip:
+                continue
+            if batches and batches[-1][0] + len(batches[-1][1]) == number and len(batches[-1][1]) < size:
+                batches[-1][1].append(job)
+            else:
+                batches.append((number, [job]))
+        return batches
+
+

@@ -1,0 +1,192 @@
+"""Everything checked before a run starts: the configuration, the machine and the disk.
+
+``validate`` runs before Hydra creates a folder (the command line calls it for every job of a
+sweep first) and again at the start of the job; it writes nothing and allocates no tensor memory:
+
+1. the configuration: every key's declared type and range, unknown keys, and each class's own
+   checks (``posbench.config.normalise`` and ``build``, the model on the ``meta`` device);
+2. the machine: the device exists, and the run's memory estimate fits the device;
+3. the disk: the run folder and the twin cache can be created and written, and a run folder that
+   holds an earlier run (a resume) holds one of the same configuration with a readable checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from posbench import config
+from posbench.errors import ConfigError
+from posbench.hardware import memory_bytes, resolve_device, resolve_threads
+from posbench.models import SequenceModel
+from posbench.tasks import Task
+from posbench.training.loop import CorruptCheckpoint, load_checkpoint
+
+#: Bytes per parameter while training: the weight, its gradient and AdamW's two moments (float32).
+TRAINING_BYTES_PER_PARAMETER = 16
+#: Float32 activations kept per token and layer for the backward pass, in units of d_model
+#: (q, k, v, attention output, two norms, residuals) plus 2 * ffn_mult for the feed-forward.
+ACTIVATIONS_PER_TOKEN = 10
+#: Attention logits, weights and their gradient per (head, query, key) and layer, float32.
+ATTENTION_BYTES = 12
+#: Sequences scored at once (``posbench.training.evaluate.score``).
+EVAL_BATCH = 512
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated run: the normalised configuration and what it resolves to on this machine."""
+
+    cfg: dict
+    run_dir: Path
+    task: Task
+    device: torch.device
+    threads: int
+    semantic: dict
+    fingerprint: str
+    parameters: dict
+
+
+def validate(cfg: dict, run_dir: Path, launcher: dict | None = None) -> Job:
+    """Check ``cfg`` for a run in ``run_dir`` (``launcher``: Hydra's launcher settings, which
+    ``trainer.threads=auto`` depends on); raises ``ConfigError`` with one line for the first problem."""
+    cfg = config.normalise(cfg)
+    device = resolve_device(cfg["trainer"]["device"])
+    threads = resolve_threads(cfg["trainer"]["threads"], launcher)
+    available = memory_bytes(device)
+    task = config.build_task(cfg)
+    check_memory(cfg, task, rough_parameters(cfg, task), device, available)
+    try:
+        _, model, _ = config.build(cfg, meta=True)
+    except (RuntimeError, OverflowError) as err:  # sizes beyond what torch can even describe
+        raise ConfigError(f"the model cannot be built with these sizes: {str(err).splitlines()[0]}") from None
+    parameters = parameter_counts(model)
+    check_memory(cfg, task, parameters["total"], device, available)
+    check_folder("hydra.run.dir", run_dir)
+    check_folder("twin_cache", Path(cfg["twin_cache"]))
+    meaning = config.semantic(cfg, device, threads, task)
+    job = Job(cfg, run_dir, task, device, threads, meaning, config.fingerprint(meaning), parameters)
+    check_earlier_run(job)
+    return job
+
+
+# ---- memory ------------------------------------------------------------------------------------
+def parameter_counts(model: SequenceModel) -> dict:
+    """Parameters of the whole model and of its encodings (every stack's)."""
+    return {
+        "total": sum(p.numel() for p in model.parameters()),
+        "encoding": sum(p.numel() for p in model.encoding_parameters()),
+    }
+
+
+def rough_parameters(cfg: dict, task: Task) -> int:
+    """The network's parameters from its sizes alone (no encoding), to refuse absurd sizes before
+    anything is built: embeddings and output layer, attention and feed-forward per layer, two
+    stacks for the encoder-decoder."""
+    model = cfg["model"]
+    d, layers, ffn = model["d_model"], model["layers"], model["ffn_mult"]
+    stacks = 2 if cfg["model"]["name"] == "seq2seq" else 1
+    return stacks * layers * d * d * (4 + 2 * ffn) + 2 * (task.n_symbols + 2) * d
+
+
+def memory_estimate(cfg: dict, task: Task, parameters: int) -> dict[str, int]:
+    """Rough peak bytes of the three things a run holds at once, by what decides each: the
+    parameters with their optimizer state, the training activations of one batch, and the
+    evaluation sets (stored whole) plus one scored batch."""
+    model, trainer = cfg["model"], cfg["trainer"]
+    d, layers, heads = model["d_model"], model["layers"], model["heads"]
+    longest = task.longest()
+    train_tokens = task.source_len(task.train_lengths[1]) + task.target_len(task.train_lengths[1]) + 1
+    eval_tokens = task.source_len(longest) + task.target_len(longest) + 1
+    stacks = 2 if model["name"] == "seq2seq" else 1
+
+    def activations(batch: int, tokens: int, backward: bool) -> int:
+        per_layer = batch * tokens * d * (ACTIVATIONS_PER_TOKEN + 2 * model["ffn_mult"]) * 4
+        per_layer += batch * heads * tokens * tokens * ATTENTION_BYTES
+        return stacks * per_layer * (layers if backward else 1)
+
+    eval_sets = task.eval_size * eval_tokens * 8 * (1 + len(task.eval_lengths))
+    return {
+        "parameters and optimizer state (model.d_model, model.layers, encoding sizes)": parameters
+        * TRAINING_BYTES_PER_PARAMETER,
+        "training activations (trainer.batch_size, task.train_lengths, model.d_model)": activations(
+            trainer["batch_size"], train_tokens, backward=True
+        ),
+        "evaluation sets (task.eval_size, task.eval_lengths)": eval_sets
+        + activations(min(task.eval_size, EVAL_BATCH), eval_tokens, backward=False),
+    }
+
+
+def check_memory(cfg: dict, task: Task, parameters: int, device: torch.device, available: int | None) -> None:
+    """Refuse a run whose memory estimate exceeds what the device has."""
+    if available is None:
+        return
+    parts = memory_estimate(cfg, task, parameters)
+    if sum(parts.values()) > available:
+        largest = max(parts, key=parts.get)
+        raise ConfigError(
+            f"this run needs about {_size(sum(parts.values()))} of memory, mostly for {largest}, "
+            f"but the {device.type} has {_size(available)}; reduce those sizes"
+        )
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if count < 1024 or unit == "PiB":
+            return f"{count:.3g} {unit}"
+        count /= 1024
+    raise AssertionError
+
+
+# ---- disk --------------------------------------------------------------------------------------
+def check_folder(key: str, path: Path) -> None:
+    """``path`` is a folder that exists and is writable, or can be created in one that is."""
+    if not str(path):
+        raise ConfigError(f"{key} is empty: give a folder")
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={path} cannot be a folder: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={path} is not writable: {existing} does not allow writing (or is read-only)")
+
+
+def check_earlier_run(job: Job) -> None:
+    """A run folder that already holds a run must hold this configuration's (then the run resumes
+    or is re-evaluated), with a checkpoint that loads; anything else is refused with the remedy."""
+    if not job.run_dir.is_dir():
+        return
+    checkpoint = job.run_dir / f"checkpoint_{config.run_label(job.cfg)}.pt"
+    if checkpoint.exists():
+        try:
+            state = load_checkpoint(checkpoint)
+        except CorruptCheckpoint as err:
+            raise ConfigError(str(err)) from None
+        if state["fingerprint"] != job.fingerprint:
+            raise ConfigError(
+                f"{job.run_dir} holds a run of another configuration "
+                f"({config.difference(state['semantic'], job.semantic) or 'other data'}); "
+                "use a new hydra.run.dir"
+            )
+    results = job.run_dir / "results.json"
+    if results.exists():
+        try:
+            earlier = json.loads(results.read_text())
+            recorded = earlier["provenance"]["fingerprint"]
+            config.semantic_of(earlier["config"], earlier["device"], earlier["provenance"]["threads"])
+        except (ValueError, KeyError, TypeError, OSError, AttributeError):
+            raise ConfigError(
+                f"{results} is not the results of a run of this posbench version; move it away or use a new hydra.run.dir"
+            ) from None
+        if recorded != job.fingerprint:
+            there = config.semantic_of(earlier["config"], earlier["device"], earlier["provenance"]["threads"])
+            here = config.semantic_of(job.cfg, job.device.type, job.threads)
+            raise ConfigError(
+                f"{job.run_dir} holds the results of another configuration "
+                f"({config.difference(there, here) or 'other data'}); use a new hydra.run.dir"
+            )

@@ -73,7 +73,8 @@ def train(argv: list[str]) -> int:
     planned = sweep.plan(args.overrides, args.multirun)
     if planned.invalid and not planned.skip_invalid:
         bad = planned.invalid
-        error(f"{len(bad)} of {len(planned.jobs)} jobs are invalid; nothing was run (sweep.skip_invalid=true runs the others):")
+        verb = "is" if len(bad) == 1 else "are"
+        error(f"{len(bad)} of {len(planned.jobs)} jobs {verb} invalid; nothing was run (sweep.skip_invalid=true runs the others):")
         for job in bad:
             error(f"{job.describe()}: {job.error}")
         return 2
@@ -119,10 +120,9 @@ def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
                 log.exception("posbench: this job failed")
             raise
         if results["status"] == "diverged":
-            print(
+            log.warning(
                 f"posbench: {results['encoding']} diverged at step {results['diverged_at']}: no accuracy is reported "
-                f"(results.json has status diverged); results: {run_dir / 'results.json'}",
-                file=sys.stderr,
+                f"(results.json has status diverged); results: {run_dir / 'results.json'}"
             )
             return
         sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None

@@ -118,14 +118,14 @@ def normalise(cfg: dict) -> dict:
 
 
 def build_task(cfg: dict) -> Task:
-    """The task of a normalised ``cfg``, refused if it is not defined for the model family."""
-    task = TASKS.build(cfg["task"])
-    family = cfg["model"]["name"]
-    if task.supported_models is not None and family not in task.supported_models:
+    """The task of a normalised ``cfg``, refused (before any data is loaded) if it is not defined
+    for the model family."""
+    supported, family = TASKS.get(cfg["task"]["name"]).supported_models, cfg["model"]["name"]
+    if supported is not None and family not in supported:
         raise ConfigError(
-            f"task={task.name} is defined for model={' or model='.join(task.supported_models)}, not model={family}"
+            f"task={cfg['task']['name']} is defined for model={' or model='.join(supported)}, not model={family}"
         )
-    return task
+    return TASKS.build(cfg["task"])
 
 
 def build(cfg: dict, *, meta: bool = False) -> tuple[Task, SequenceModel, TrainerConfig]:

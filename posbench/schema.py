@@ -56,7 +56,7 @@ class Range(Check):
                        (self.le, "<=", operator.le), (self.lt, "<", operator.lt))
         for bound, sign, holds in comparisons:
             if value is not None and bound is not None and not holds(value, bound):
-                raise ValueError(f"must be {sign} {bound:g}")
+                raise ValueError(f"must be {sign} {_show(bound)}")
         return value
 
 
@@ -224,7 +224,9 @@ def check_section(prefix: str, cls: type, section: Mapping, *, skip: tuple[str, 
         kind = declared[name].type if name in declared else Any
         if "[" in str(err.full_key):  # one element of a list
             kind = typing.get_args(typing.get_args(kind)[0] if typing.get_origin(kind) is Union else kind)[0]
-        raise ConfigError(f"{key}={_show(_lookup(given, err.full_key))} is not {_describe(kind)}") from None
+        value = _lookup(given, err.full_key)
+        hint = f" (write {int(value)})" if kind is int and isinstance(value, float) and value.is_integer() else ""
+        raise ConfigError(f"{key}={_show(value)} is not {_describe(kind)}{hint}") from None
     for name, option in declared.items():  # untyped options (an encoding spec, data files) are the classes' to check
         if name not in typed:
             values[name] = given.get(name, _copy(option.default))
@@ -277,8 +279,6 @@ def _show(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_show(item) for item in value) + "]"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return repr(value)
     return str(value)
 
 

@@ -35,6 +35,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from posbench import config
 from posbench.errors import ConfigError
+from posbench.validation import check_folder
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -98,6 +99,7 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
         master_overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
         master = compose_job(master_overrides)
         sweep_dir = _resolve_path(master, "hydra.sweep.dir").absolute()
+        check_folder("hydra.sweep.dir", sweep_dir)
         skip_invalid = config.normalise(_resolved(master))["sweep"]["skip_invalid"]
         swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
         jobs = [

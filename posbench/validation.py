@@ -31,8 +31,9 @@ TRAINING_BYTES_PER_PARAMETER = 16
 #: Float32 activations kept per token and layer for the backward pass, in units of d_model
 #: (q, k, v, attention output, two norms, residuals) plus 2 * ffn_mult for the feed-forward.
 ACTIVATIONS_PER_TOKEN = 10
-#: Attention logits, weights and their gradient per (head, query, key) and layer, float32.
-ATTENTION_BYTES = 12
+#: Attention logits and weights (float32) per (head, query, key) that the explicit attention path
+#: materialises, kept for the backward pass in training; the fused path (SDPA) keeps none.
+EXPLICIT_ATTENTION_BYTES = 8
 #: Sequences scored at once (``posbench.training.evaluate.score``).
 EVAL_BATCH = 512
 
@@ -59,13 +60,14 @@ def validate(cfg: dict, run_dir: Path, launcher: dict | None = None) -> Job:
     threads = resolve_threads(cfg["trainer"]["threads"], launcher)
     available = memory_bytes(device)
     task = config.build_task(cfg)
-    check_memory(cfg, task, rough_parameters(cfg, task), device, available)
+    check_memory(cfg, task, rough_parameters(cfg, task), False, device, available)
     try:
         _, model, _ = config.build(cfg, meta=True)
     except (RuntimeError, OverflowError) as err:  # sizes beyond what torch can even describe
         raise ConfigError(f"the model cannot be built with these sizes: {str(err).splitlines()[0]}") from None
     parameters = parameter_counts(model)
-    check_memory(cfg, task, parameters["total"], device, available)
+    explicit = any(stack.encoding.explicit_attention for stack in model.stacks())
+    check_memory(cfg, task, parameters["total"], explicit, device, available)
     check_folder("hydra.run.dir", run_dir)
     check_folder("twin_cache", Path(cfg["twin_cache"]))
     meaning = config.semantic(cfg, device, threads, task)
@@ -89,43 +91,48 @@ def rough_parameters(cfg: dict, task: Task) -> int:
     stacks for the encoder-decoder."""
     model = cfg["model"]
     d, layers, ffn = model["d_model"], model["layers"], model["ffn_mult"]
-    stacks = 2 if cfg["model"]["name"] == "seq2seq" else 1
+    stacks = 2 if model["name"] == "seq2seq" else 1
     return stacks * layers * d * d * (4 + 2 * ffn) + 2 * (task.n_symbols + 2) * d
 
 
-def memory_estimate(cfg: dict, task: Task, parameters: int) -> dict[str, int]:
+def memory_estimate(cfg: dict, task: Task, parameters: int, explicit: bool) -> dict[str, int]:
     """Rough peak bytes of the three things a run holds at once, by what decides each: the
     parameters with their optimizer state, the training activations of one batch, and the
-    evaluation sets (stored whole) plus one scored batch."""
+    evaluation sets (stored whole) plus one scored batch. ``explicit``: some attention takes the
+    explicit path, which materialises logits quadratic in the sequence length."""
     model, trainer = cfg["model"], cfg["trainer"]
     d, layers, heads = model["d_model"], model["layers"], model["heads"]
-    longest = task.longest()
-    train_tokens = task.source_len(task.train_lengths[1]) + task.target_len(task.train_lengths[1]) + 1
-    eval_tokens = task.source_len(longest) + task.target_len(longest) + 1
     stacks = 2 if model["name"] == "seq2seq" else 1
 
-    def activations(batch: int, tokens: int, backward: bool) -> int:
-        per_layer = batch * tokens * d * (ACTIVATIONS_PER_TOKEN + 2 * model["ffn_mult"]) * 4
-        per_layer += batch * heads * tokens * tokens * ATTENTION_BYTES
+    def tokens(length: int) -> int:
+        return task.source_len(length) + task.target_len(length) + 1
+
+    def activations(batch: int, length: int, backward: bool) -> int:
+        per_layer = batch * tokens(length) * d * (ACTIVATIONS_PER_TOKEN + 2 * model["ffn_mult"]) * 4
+        if explicit:
+            per_layer += batch * heads * tokens(length) ** 2 * EXPLICIT_ATTENTION_BYTES
         return stacks * per_layer * (layers if backward else 1)
 
-    eval_sets = task.eval_size * eval_tokens * 8 * (1 + len(task.eval_lengths))
+    longest_train, longest = task.train_lengths[1], task.longest()
+    stored = task.eval_size * 8 * (tokens(longest_train) + sum(tokens(length) for length in task.eval_lengths))
     return {
         "parameters and optimizer state (model.d_model, model.layers, encoding sizes)": parameters
         * TRAINING_BYTES_PER_PARAMETER,
         "training activations (trainer.batch_size, task.train_lengths, model.d_model)": activations(
-            trainer["batch_size"], train_tokens, backward=True
+            trainer["batch_size"], longest_train, backward=True
         ),
-        "evaluation sets (task.eval_size, task.eval_lengths)": eval_sets
-        + activations(min(task.eval_size, EVAL_BATCH), eval_tokens, backward=False),
+        "evaluation sets (task.eval_size, task.eval_lengths)": stored
+        + activations(min(task.eval_size, EVAL_BATCH), longest, backward=False),
     }
 
 
-def check_memory(cfg: dict, task: Task, parameters: int, device: torch.device, available: int | None) -> None:
+def check_memory(
+    cfg: dict, task: Task, parameters: int, explicit: bool, device: torch.device, available: int | None
+) -> None:
     """Refuse a run whose memory estimate exceeds what the device has."""
     if available is None:
         return
-    parts = memory_estimate(cfg, task, parameters)
+    parts = memory_estimate(cfg, task, parameters, explicit)
     if sum(parts.values()) > available:
         largest = max(parts, key=parts.get)
         raise ConfigError(

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import posbench.models.attention as attention
-from posbench import config, experiment
+from posbench import config
 from posbench.encodings import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.encodings.alibi import ALiBi
 from posbench.errors import ConfigError

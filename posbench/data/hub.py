@@ -219,6 +219,18 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+def _reason(err: BaseException) -> str:
+    """What went wrong while ``datasets`` read the files, in one line: its generic "An error
+    occurred while generating the dataset" wraps the parser's error (pandas, pyarrow), and names
+    columns that differ between files in its own text."""
+    for line in str(err).splitlines():
+        if "must have the same columns" in line:
+            return line.strip()
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__
+    return f"{type(err).__name__}: {_first_line(err)}"
+
+
 def load_splits(dataset: str | None, dataset_config: str | None = None, data_files=None, split=None) -> dict:
     """``{"train": datasets.Dataset, "test": datasets.Dataset}`` for the configured data.
 
@@ -244,6 +256,8 @@ def load_splits(dataset: str | None, dataset_config: str | None = None, data_fil
             path = str(dataset)
             offline = ensure_offline_if_unreachable()
     datasets = require("datasets", "task data loading")
+    datasets.disable_progress_bars()  # a refusal is one line; reading local files is quick
+    datasets.logging.set_verbosity_error()
     loaded = {}
     for role, split_name in roles.items():
         try:
@@ -262,6 +276,8 @@ def load_splits(dataset: str | None, dataset_config: str | None = None, data_fil
                 raise ConfigError(
                     f"task.split.{role}={split_name!r} is not a split of {where}; available splits: {available}{hint}"
                 ) from None
+            if "corresponds to no data" in message:
+                raise ConfigError(f"the {role} split ({split_name!r}) of {where} has no rows") from None
             if "instruction" in message.lower():
                 raise ConfigError(
                     f"task.split.{role}={split_name!r} is not a valid split (use e.g. 'train', 'train[:1000]', "
@@ -285,7 +301,7 @@ def load_splits(dataset: str | None, dataset_config: str | None = None, data_fil
         except Exception as err:  # datasets raises many types (parse errors of malformed files, ...)
             if isinstance(err, ConfigError):
                 raise
-            raise ConfigError(f"{where} could not be loaded: {type(err).__name__}: {_first_line(err)}") from None
+            raise ConfigError(f"{where} could not be loaded: {_reason(err)}") from None
     return loaded
 
 

@@ -7,6 +7,7 @@ loaded with ``weights_only=True``: a crafted file cannot run code."""
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 
 import torch
@@ -51,9 +52,13 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     that is not a complete posbench checkpoint raises ``CorruptCheckpoint``."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CorruptCheckpoint(path, reason[:200]) from None
+    except pickle.UnpicklingError:
+        raise CorruptCheckpoint(path, "not a torch file, or it holds objects other than tensors and plain values") from None
+    except EOFError:
+        raise CorruptCheckpoint(path, "empty") from None
+    except Exception as err:  # torch raises RuntimeError, ValueError, ... for damaged files
+        reason = _first_line(err)
+        raise CorruptCheckpoint(path, f"damaged: {reason[:150]}") from None
     if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= set(state):
         raise CorruptCheckpoint(path, "not a posbench checkpoint")
     return state
@@ -174,6 +179,11 @@ def fit(
                 raise interrupt.Interrupted(signum, done, label)
     bar.close()
     writer.flush()
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def progress_bar(label: str, start: int, total: int) -> tqdm:

@@ -56,6 +56,11 @@ def read_flags(argv: list[str]):
 
     parser.error = refuse
     args = parser.parse_args(argv)
+    commands = args.run + args.multirun + (args.cfg is not None) + (args.info is not None) + args.shell_completion
+    if commands > 1:
+        raise ConfigError("use only one of --run, --multirun, --cfg, --info and --shell-completion")
+    if args.resolve and args.cfg is None and not args.help:
+        raise ConfigError("--resolve goes with --cfg or --help")
     for name in REFUSED_FLAGS:
         if getattr(args, name, None):
             flag = "--" + name.replace("_", "-")
@@ -71,10 +76,13 @@ def train(argv: list[str]) -> int:
         sweep.compose_checked(args.overrides)
         return hydra_main(argv, [], None)
     planned = sweep.plan(args.overrides, args.multirun)
-    if planned.invalid and not planned.skip_invalid:
-        bad = planned.invalid
+    bad = planned.invalid
+    if len(bad) == len(planned.jobs) and len({job.error for job in bad}) == 1:  # not about the swept values
+        raise ConfigError(bad[0].error)
+    if bad and (not planned.skip_invalid or len(bad) == len(planned.jobs)):
         verb = "is" if len(bad) == 1 else "are"
-        error(f"{len(bad)} of {len(planned.jobs)} jobs {verb} invalid; nothing was run (sweep.skip_invalid=true runs the others):")
+        hint = "" if len(bad) == len(planned.jobs) else " (sweep.skip_invalid=true runs the others)"
+        error(f"{len(bad)} of {len(planned.jobs)} jobs {verb} invalid; nothing was run{hint}:")
         for job in bad:
             error(f"{job.describe()}: {job.error}")
         return 2
@@ -107,8 +115,9 @@ def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
         run_dir = Path(hydra_cfg.runtime.output_dir).absolute()
         multirun = hydra_cfg.mode.name == "MULTIRUN"
         launcher = OmegaConf.to_container(hydra_cfg.launcher, resolve=True)
+        sweep_jobs = hydra_cfg.sweeper.get("jobs") if multirun else None
         try:
-            results = run(OmegaConf.to_container(cfg, resolve=True), run_dir, launcher)
+            results = run(OmegaConf.to_container(cfg, resolve=True), run_dir, launcher, sweep_jobs)
         except ConfigError as err:  # checked before Hydra started; possible on another machine (a cluster job)
             if multirun:
                 log.error(f"posbench: error: {err}")
@@ -142,11 +151,15 @@ def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
 
 def interrupted(stop, argv: list[str], planned) -> str:
     """``interrupted at step N; resume with: posbench train ...`` (the same command, the same folder)."""
-    where = "" if stop.step is None else f" at step {stop.step}" + (f" of {stop.label}" if stop.label == "none" else "")
+    from posbench.sweep import hydra_string
+
+    where = "" if stop.step is None else f" at step {stop.step}" + (" of the no-PE twin" if stop.label == "none" else "")
+    if planned is None:  # help or --cfg: nothing to resume
+        return f"interrupted{where}"
     key = "hydra.sweep.dir" if planned.multirun else "hydra.run.dir"
     folder = planned.sweep_dir if planned.multirun else planned.jobs[0].run_dir
     kept = [arg for arg in argv if not arg.startswith(f"{key}=")]
-    command = shlex.join(["posbench", "train", *kept, f"{key}={folder}"])
+    command = shlex.join(["posbench", "train", *kept, f"{key}={hydra_string(folder)}"])
     return f"interrupted{where}; resume with: {command}"
 
 

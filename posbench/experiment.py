@@ -86,9 +86,7 @@ def no_pe_twin(job: Job) -> tuple[dict, Path]:
     twin_cfg = no_pe_config(job.cfg)
     meaning = semantic(twin_cfg, job.device, job.threads, job.task)
     outcome, folder = twin_outcome(
-        fingerprint(meaning)[:16],
-        Path(job.cfg["twin_cache"]),
-        lambda out_dir: train_and_evaluate(twin_cfg, job.device, out_dir, meaning),
+        job.twin_dir, lambda out_dir: train_and_evaluate(twin_cfg, job.device, out_dir, meaning)
     )
     events = folder / "tb" / "none"
     if events.is_dir():
@@ -96,16 +94,17 @@ def no_pe_twin(job: Job) -> tuple[dict, Path]:
     return outcome, folder
 
 
-def run(cfg: dict, run_dir: Path, launcher: dict | None = None) -> dict:
+def run(cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs: int | None = None) -> dict:
     """The ``posbench train`` job: returns (and atomically writes) the ``results.json`` content.
 
-    ``cfg`` is validated first (``ConfigError``, nothing written). A run with ``encoding=none``
+    ``cfg`` is validated first (``ConfigError``, nothing written; ``launcher`` and ``sweep_jobs``
+    decide ``trainer.threads=auto``, see ``posbench.hardware``). A run with ``encoding=none``
     *is* a twin: it goes through the same cache, so a sweep that contains ``none`` never trains
     the same no-PE model twice. A run whose training diverges is a result (``status: diverged``);
     any other error after validation writes ``status: failed`` and is raised again.
     """
     started = time.time()
-    job = validate(cfg, run_dir, launcher)
+    job = validate(cfg, run_dir, launcher, sweep_jobs)
     torch.set_num_threads(job.threads)
     twin_dir = None
     try:

@@ -33,20 +33,26 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def launcher_parallelism(launcher: dict | None) -> int:
-    """How many jobs the Hydra launcher runs at once on this machine (1 for the default, sequential
-    launcher). joblib: ``n_jobs`` (-1 or null: one per CPU); submitit's local launcher: every job
-    of a batch at once, up to ``array_parallelism``; Slurm jobs get their own CPUs."""
+def launcher_parallelism(launcher: dict | None, sweep_jobs: int | None = None) -> int:
+    """How many jobs the Hydra launcher runs at once on this machine: 1 for the default, sequential
+    launcher; joblib's ``n_jobs`` (negative: CPUs + 1 + n_jobs, as joblib counts); for submitit's
+    local launcher every job of a batch, up to ``array_parallelism``. Never more than the sweep's
+    ``sweep_jobs``. Slurm jobs get CPUs of their own (``SLURM_CPUS_PER_TASK``)."""
     target = str((launcher or {}).get("_target_", ""))
+    cpus = usable_cpus()
     if target.endswith("JoblibLauncher"):
         n_jobs = launcher.get("n_jobs")
-        return usable_cpus() if n_jobs in (None, -1) else max(1, int(n_jobs))
-    if target.endswith("LocalLauncher"):  # hydra-submitit-launcher's submitit_local
-        return max(1, min(usable_cpus(), int(launcher.get("array_parallelism") or 1)))
-    return 1
+        parallel = cpus if n_jobs is None else (cpus + 1 + int(n_jobs) if int(n_jobs) < 0 else int(n_jobs))
+    elif target.endswith("LocalLauncher"):  # hydra-submitit-launcher's submitit_local
+        parallel = int(launcher.get("array_parallelism") or 1)
+    else:
+        parallel = 1
+    if sweep_jobs is not None:
+        parallel = min(parallel, sweep_jobs)
+    return max(1, min(parallel, cpus))
 
 
-def resolve_threads(threads: int | str, launcher: dict | None = None) -> int:
+def resolve_threads(threads: int | str, launcher: dict | None = None, sweep_jobs: int | None = None) -> int:
     """``trainer.threads``: a number, or ``auto`` = usable CPUs // jobs the launcher runs at once
     (at least 1). submitit's ``cpus_per_task``, when set, is what each job is given."""
     if threads != "auto":
@@ -54,7 +60,7 @@ def resolve_threads(threads: int | str, launcher: dict | None = None) -> int:
     per_task = (launcher or {}).get("cpus_per_task")
     if per_task:
         return int(per_task)
-    return max(1, usable_cpus() // launcher_parallelism(launcher))
+    return max(1, usable_cpus() // launcher_parallelism(launcher, sweep_jobs))
 
 
 def resolve_device(name: str) -> torch.device:

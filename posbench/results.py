@@ -28,8 +28,6 @@ import torch
 import posbench
 from posbench.hardware import device_name
 
-STATUSES = ("ok", "diverged", "failed")
-
 
 def outcome_of_divergence(step: int) -> dict:
     """The outcome of a model whose training diverged at ``step``: no numbers."""

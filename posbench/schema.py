@@ -106,6 +106,9 @@ class Choices(Check):
         return value
 
 
+#: The largest finite float32: encodings compute in float32, where a larger float is infinite.
+FLOAT32_MAX = 3.4028234663852886e38
+
 PositiveInt = Annotated[int, Range(ge=1)]
 NonNegativeInt = Annotated[int, Range(ge=0)]
 PositiveFloat = Annotated[float, Range(gt=0)]
@@ -206,6 +209,8 @@ def check_section(prefix: str, cls: type, section: Mapping, *, skip: tuple[str, 
         known = ", ".join(declared) or "none"
         raise ConfigError(f"{what} has no option {', '.join(unknown)}; its options: {known}")
     typed = {name: option for name, option in declared.items() if option.type is not Any}
+    for name in given.keys() & typed.keys():
+        _check_type(prefix, name, typed[name].type, given[name])
     fields = [
         (name, option.type, dataclasses.field(default_factory=lambda d=option.default: _copy(d)))
         for name, option in typed.items()
@@ -235,8 +240,10 @@ def check_section(prefix: str, cls: type, section: Mapping, *, skip: tuple[str, 
     normalised = {key: section[key] for key in skip if key in section}
     for name, option in declared.items():
         value = values[name]
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{_key(prefix, name)}={_show(given.get(name, value))} must be a finite number")
+        if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
+            raise ConfigError(
+                f"{_key(prefix, name)}={_show(given.get(name, value))} must be a finite number (within float32's range)"
+            )
         for check in option.checks:
             try:
                 value = check(value)
@@ -244,6 +251,40 @@ def check_section(prefix: str, cls: type, section: Mapping, *, skip: tuple[str, 
                 raise ConfigError(f"{_key(prefix, name)}={_show(given.get(name, values[name]))} {err}") from None
         normalised[name] = value
     return normalised
+
+
+def _check_type(prefix: str, name: str, kind: Any, value: Any) -> None:
+    """Refuse what OmegaConf would convert: a string or number for a boolean (``maybe``, ``yes``,
+    ``1``), a string or boolean for a number (``'5'``, ``true``), a float for an integer (``1e2``)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Union:  # Optional[X]
+        if value is not None:
+            _check_type(prefix, name, args[0], value)
+        return
+    if origin is list:
+        if isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                _check_type(prefix, f"{name}[{index}]", args[0], item)
+        return  # not a list at all: OmegaConf's check says so
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    fits = {
+        bool: isinstance(value, bool),
+        int: number and isinstance(value, int),
+        float: number,
+        str: isinstance(value, str) or number,
+    }.get(kind, True)
+    if not fits:
+        hint = f" (write {int(value)})" if kind is int and isinstance(value, float) and value.is_integer() else ""
+        shown = f"'{value}'" if isinstance(value, str) and _numeric(value) else _show(value)  # seed='5': a string
+        raise ConfigError(f"{_key(prefix, name)}={shown} is not {_describe(kind)}{hint}")
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _copy(value: Any) -> Any:

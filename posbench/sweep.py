@@ -34,10 +34,13 @@ from omegaconf import OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from posbench import config
-from posbench.errors import ConfigError
-from posbench.validation import check_folder
+from posbench.errors import ConfigError, first_line
+from posbench.schema import check_section
+from posbench.validation import check_folder, validate
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+#: Hydra settings that posbench decides (the run mode, the sweeper and its plan, the working directory).
+POSBENCH_SETTINGS = ("hydra.mode", "hydra/sweeper", "hydra.sweeper", "hydra.job.chdir")
 
 
 # ---- the plan ----------------------------------------------------------------------------------
@@ -96,28 +99,36 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
             empty = next(o for o in parsed if o.is_sweep_override() and not list(o.sweep_string_iterator()))
             choices = ", ".join(GlobalHydra.instance().config_loader().get_group_options(empty.key_or_group))
             raise ConfigError(f"{empty.input_line} selects no {empty.key_or_group}; valid choices: {choices}")
-        master_overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
-        master = compose_job(master_overrides)
-        sweep_dir = _resolve_path(master, "hydra.sweep.dir").absolute()
-        check_folder("hydra.sweep.dir", sweep_dir)
-        skip_invalid = config.normalise(_resolved(master))["sweep"]["skip_invalid"]
         swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
         jobs = [
             PlannedJob(number, list(values), [v for v in values if v.split("=", 1)[0] in swept])
             for number, values in enumerate(job_overrides)
         ]
+        composed = {}
         for job in jobs:
             try:
-                cfg = compose_job([*job.overrides, f"hydra.sweep.dir={hydra_string(sweep_dir)}"])
+                composed[job.number] = compose_job(job.overrides)
+            except ConfigError as err:
+                job.error = str(err)
+        if not composed:
+            return Plan(True, jobs)
+        first = composed[min(composed)]  # the sweep's own settings do not depend on the swept values
+        sweep_dir = _resolve_path(first, "hydra.sweep.dir", check_config=False).absolute()
+        check_folder("hydra.sweep.dir", sweep_dir)
+        skip_invalid = check_section("sweep", config.SweepOptions, _resolved(first).get("sweep", {}))["skip_invalid"]
+        for number, cfg in composed.items():
+            job = jobs[number]
+            try:
                 with read_write(cfg.hydra), open_dict(cfg.hydra):
-                    cfg.hydra.job.num = job.number
+                    cfg.hydra.sweep.dir = str(sweep_dir)
+                    cfg.hydra.job.num = number
                 run_dir = sweep_dir / _resolve_path(cfg, "hydra.sweep.subdir")
             except ConfigError as err:
                 job.error = str(err)
                 continue
-            _check_job(job, cfg, run_dir)
+            _check_job(job, cfg, run_dir, len(jobs))
         skip = [job.number for job in jobs if job.error is not None]
-        pinned = [f"hydra.sweep.dir={hydra_string(sweep_dir)}"]
+        pinned = [f"hydra.sweep.dir={hydra_string(sweep_dir)}", f"hydra.sweeper.jobs={len(jobs)}"]
         if skip:
             pinned.append(f"hydra.sweeper.skip=[{','.join(map(str, skip))}]")
         return Plan(True, jobs, skip_invalid, sweep_dir, pinned)
@@ -130,17 +141,13 @@ def compose_checked(overrides: list[str]) -> None:
         compose_job([o.input_line for o in parse(overrides) if not o.is_sweep_override()])
 
 
-def _check_job(job: PlannedJob, cfg, run_dir: Path) -> None:
+def _check_job(job: PlannedJob, cfg, run_dir: Path, sweep_jobs: int | None = None) -> None:
     """Fill ``job.run_dir`` and ``job.error`` (None when ``validate`` accepts the job)."""
-    from posbench.validation import (
-        validate,  # imports torch and every encoding: only when planning
-    )
-
     job.run_dir = run_dir
     try:
         task_cfg = _resolved(cfg)
         launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-        validate(task_cfg, run_dir, launcher)
+        validate(task_cfg, run_dir, launcher, sweep_jobs)
     except ConfigError as err:
         job.error = str(err)
 
@@ -153,10 +160,18 @@ def parse(overrides: list[str]) -> list[Override]:
             raise ConfigError(f"{item!r} has no key: write KEY=VALUE, e.g. encoding=rope")
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     try:
-        return parser.parse_overrides(overrides)
+        parsed = parser.parse_overrides(overrides)
     except OverrideParseException as err:
         lines = [line for line in str(err).splitlines() if line.strip() and not line.startswith("See https")]
         raise ConfigError("cannot read the override: " + "; ".join(lines)) from None
+    for override in parsed:
+        key = override.key_or_group
+        if key in POSBENCH_SETTINGS or (key.startswith("hydra.sweeper.") and key != "hydra.sweeper.max_batch_size"):
+            raise ConfigError(
+                f"{override.input_line}: {key} is set by posbench train (sweep with -m; a run writes into "
+                "hydra.run.dir, relative paths are relative to where posbench starts)"
+            )
+    return parsed
 
 
 def compose_job(overrides: list[str]):
@@ -170,7 +185,7 @@ def compose_job(overrides: list[str]):
         group, _, name = missing.rpartition("/")
         if err.options is not None and group:
             raise ConfigError(f"unknown {group} {name!r}; valid choices: {', '.join(err.options)}") from None
-        raise ConfigError(_first_line(err)) from None
+        raise ConfigError(first_line(err)) from None
     except HydraException as err:
         match = re.match(r"Could not override '([^']+)'", str(err))
         if match:
@@ -179,9 +194,9 @@ def compose_job(overrides: list[str]):
                 raise ConfigError(f"{key} is not a Hydra setting (posbench train --hydra-help lists them)") from None
             added = [f"+{item}" if item.split("=", 1)[0] == key else item for item in overrides]
             return compose_job(added)
-        raise ConfigError(_first_line(err)) from None
+        raise ConfigError(first_line(err)) from None
     except OmegaConfBaseException as err:
-        raise ConfigError(_first_line(err)) from None
+        raise ConfigError(first_line(err)) from None
 
 
 def _resolved(cfg) -> dict:
@@ -190,18 +205,20 @@ def _resolved(cfg) -> dict:
     try:
         return OmegaConf.to_container(own, resolve=True)
     except OmegaConfBaseException as err:
-        raise ConfigError(f"cannot resolve {err.full_key}: {_first_line(err)}") from None
+        raise ConfigError(f"cannot resolve {err.full_key}: {first_line(err)}") from None
 
 
-def _resolve_path(cfg, key: str) -> Path:
+def _resolve_path(cfg, key: str, check_config: bool = True) -> Path:
     """A folder setting of the ``hydra`` node, resolved once (``${now:...}``, ``${encoding.name}``);
     relative as given (a run or sweep folder is relative to the working directory, a job's
-    subfolder to its sweep folder)."""
-    config.normalise(_resolved(cfg))  # a missing or invalid key is reported as such, not as a path error
+    subfolder to its sweep folder). ``check_config``: report a missing or invalid key of the
+    configuration as such first, not as a failure to resolve the folder."""
+    if check_config:
+        config.normalise(_resolved(cfg))
     try:
         value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
     except OmegaConfBaseException as err:
-        raise ConfigError(f"{key}: {_first_line(err)}") from None
+        raise ConfigError(f"{key}: {first_line(err)}") from None
     if value is None or not str(value).strip():
         raise ConfigError(f"{key} is empty: give a folder")
     return Path(str(value))
@@ -213,11 +230,6 @@ def hydra_string(path: Path) -> str:
     if re.fullmatch(r"[\w./:+@%-]+", text):
         return text
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${") + "'"
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
 
 
 # ---- after the sweep ---------------------------------------------------------------------------

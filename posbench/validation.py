@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from posbench import config
-from posbench.errors import ConfigError
+from posbench.errors import ConfigError, first_line
 from posbench.hardware import memory_bytes, resolve_device, resolve_threads
 from posbench.models import SequenceModel
 from posbench.tasks import Task
@@ -50,28 +50,37 @@ class Job:
     semantic: dict
     fingerprint: str
     parameters: dict
+    #: The no-PE twin's cache folder (None when the run needs no twin).
+    twin_dir: Path | None
 
 
-def validate(cfg: dict, run_dir: Path, launcher: dict | None = None) -> Job:
-    """Check ``cfg`` for a run in ``run_dir`` (``launcher``: Hydra's launcher settings, which
-    ``trainer.threads=auto`` depends on); raises ``ConfigError`` with one line for the first problem."""
+def validate(cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs: int | None = None) -> Job:
+    """Check ``cfg`` for a run in ``run_dir``; ``launcher`` (Hydra's launcher settings) and
+    ``sweep_jobs`` (the number of jobs of its sweep) decide what ``trainer.threads=auto`` means.
+    Raises ``ConfigError`` with one line for the first problem; the cheap checks come first, the
+    task (which may load a dataset) after them."""
     cfg = config.normalise(cfg)
     device = resolve_device(cfg["trainer"]["device"])
-    threads = resolve_threads(cfg["trainer"]["threads"], launcher)
+    threads = resolve_threads(cfg["trainer"]["threads"], launcher, sweep_jobs)
+    check_folder("hydra.run.dir", run_dir)
+    check_folder("twin_cache", Path(cfg["twin_cache"]))
     available = memory_bytes(device)
     task = config.build_task(cfg)
     check_memory(cfg, task, rough_parameters(cfg, task), False, device, available)
     try:
         _, model, _ = config.build(cfg, meta=True)
     except (RuntimeError, OverflowError) as err:  # sizes beyond what torch can even describe
-        raise ConfigError(f"the model cannot be built with these sizes: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"the model cannot be built with these sizes: {first_line(err)}") from None
     parameters = parameter_counts(model)
     explicit = any(stack.encoding.explicit_attention for stack in model.stacks())
     check_memory(cfg, task, parameters["total"], explicit, device, available)
-    check_folder("hydra.run.dir", run_dir)
-    check_folder("twin_cache", Path(cfg["twin_cache"]))
     meaning = config.semantic(cfg, device, threads, task)
-    job = Job(cfg, run_dir, task, device, threads, meaning, config.fingerprint(meaning), parameters)
+    twin_dir = None
+    if cfg["compare_nope"] or config.is_pe_free(cfg):
+        twin_meaning = config.semantic(config.no_pe_config(cfg), device, threads, task)
+        twin_dir = Path(cfg["twin_cache"]) / config.fingerprint(twin_meaning)[:16]
+        check_twin_entry(twin_dir)
+    job = Job(cfg, run_dir, task, device, threads, meaning, config.fingerprint(meaning), parameters, twin_dir)
     check_earlier_run(job)
     return job
 
@@ -163,6 +172,17 @@ def check_folder(key: str, path: Path) -> None:
         raise ConfigError(f"{key}={path} is not writable: {existing} does not allow writing (or is read-only)")
 
 
+def check_twin_entry(entry: Path) -> None:
+    """The twin's cache entry, if it exists (another run trained or began it), can be written,
+    and so can its lock. A damaged entry is not refused: the twin cache discards and retrains it."""
+    lock = entry.with_name(f"{entry.name}.lock")
+    for path in (entry, lock):
+        if path.exists() and not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
+            raise ConfigError(
+                f"the no-PE twin's cache entry {path} is not writable; fix its permissions or set another twin_cache"
+            )
+
+
 def check_earlier_run(job: Job) -> None:
     """A run folder that already holds a run must hold this configuration's (then the run resumes
     or is re-evaluated), with a checkpoint that loads; anything else is refused with the remedy."""
@@ -185,13 +205,12 @@ def check_earlier_run(job: Job) -> None:
         try:
             earlier = json.loads(results.read_text())
             recorded = earlier["provenance"]["fingerprint"]
-            config.semantic_of(earlier["config"], earlier["device"], earlier["provenance"]["threads"])
+            there = config.semantic_of(earlier["config"], earlier["device"], earlier["provenance"]["threads"])
         except (ValueError, KeyError, TypeError, OSError, AttributeError):
             raise ConfigError(
                 f"{results} is not the results of a run of this posbench version; move it away or use a new hydra.run.dir"
             ) from None
         if recorded != job.fingerprint:
-            there = config.semantic_of(earlier["config"], earlier["device"], earlier["provenance"]["threads"])
             here = config.semantic_of(job.cfg, job.device.type, job.threads)
             raise ConfigError(
                 f"{job.run_dir} holds the results of another configuration "

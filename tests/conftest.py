@@ -57,3 +57,13 @@ def skip_unsupported(encoding: str, causal: bool) -> None:
     cls = ENCODINGS.get(encoding)
     if not (cls.supports_causal if causal else cls.supports_bidirectional):
         pytest.skip(f"{encoding} does not support {'causal' if causal else 'bidirectional'} attention")
+
+
+def same_weights(a, b) -> bool:
+    """The checkpoints ``a`` and ``b`` hold bit-identical model weights."""
+    import torch
+
+    from posbench.training.loop import load_checkpoint
+
+    first, second = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
+    return first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -88,11 +89,17 @@ CASES = [
     ("tokenizer", ["model=seq2seq", "task=translation", "task.tokenizer=words"], "task.tokenizer=words must be one of bpe, char"),
     ("parts-number", ["encoding=combo", "encoding.parts=3"], "encoding.parts must be a list of encodings"),
     ("randomized-base-number", ["encoding=randomized", "encoding.base=3"], "encoding.base must be an encoding name"),
-    # strings for booleans
+    # strings for booleans, numbers, and values OmegaConf would convert
     ("compare-nope-maybe", ["compare_nope=maybe"], "compare_nope=maybe is not true or false"),
     ("learned-slopes-maybe", ["encoding=alibi", "encoding.learned_slopes=maybe"], "encoding.learned_slopes=maybe is not true or false"),
     ("shaw-values-perhaps", ["encoding=shaw", "encoding.values=perhaps"], "encoding.values=perhaps is not true or false"),
     ("skip-invalid-sometimes", ["sweep.skip_invalid=sometimes"], "sweep.skip_invalid=sometimes is not true or false"),
+    ("compare-nope-yes", ["compare_nope=yes"], "compare_nope=yes is not true or false"),
+    ("compare-nope-one", ["compare_nope=1"], "compare_nope=1 is not true or false"),
+    ("seed-quoted", ["seed='5'"], "seed='5' is not an integer"),
+    ("lr-quoted", ["trainer.lr='0.1'"], "trainer.lr='0.1' is not a number"),
+    ("train-lengths-fraction", ["task.train_lengths=[1,2.5]"], "task.train_lengths[1]=2.5 is not an integer"),
+    ("float32-overflow", ["encoding=scaled_sinusoidal", "encoding.init_scale=1e39"], "within float32's range"),
     # non-finite and out-of-range numbers
     ("lr-inf", ["trainer.lr=inf"], "trainer.lr=inf must be a finite number"),
     ("lr-nan", ["trainer.lr=nan"], "trainer.lr=nan must be a finite number"),
@@ -173,6 +180,16 @@ CASES = [
     ("cfg-choice", ["--cfg", "foo"], "argument --cfg/-c: invalid choice: 'foo'"),
     ("config-dir", ["--config-dir", "{ws}"], "--config-dir is not supported"),
     ("config-name", ["--config-name", "other"], "--config-name is not supported"),
+    ("cfg-and-multirun", ["--cfg", "job", "-m"], "use only one of --run, --multirun, --cfg"),
+    ("run-and-multirun", ["-m", "-r", "seed=0,1"], "use only one of --run, --multirun, --cfg"),
+    ("resolve-alone", ["--resolve"], "--resolve goes with --cfg or --help"),
+    # Hydra settings that posbench decides
+    ("hydra-mode", ["hydra.mode=MULTIRUN"], "hydra.mode=MULTIRUN: hydra.mode is set by posbench train"),
+    ("hydra-chdir", ["hydra.job.chdir=true"], "hydra.job.chdir is set by posbench train"),
+    ("hydra-sweeper", ["hydra/sweeper=basic"], "hydra/sweeper is set by posbench train"),
+    ("hydra-sweeper-params", ["-m", "hydra.sweeper.params={seed:'0,1'}"], "hydra.sweeper.params is set by posbench train"),
+    ("hydra-sweeper-skip", ["-m", "seed=0,1", "hydra.sweeper.skip=[0]"], "hydra.sweeper.skip is set by posbench train"),
+    ("sweep-every-job-same-error", ["-m", "seed=0,1", "trainer.lr=inf"], "trainer.lr=inf must be a finite number"),
     # encodings, models and tasks that do not fit together
     ("xpos-in-encoder", ["encoding=xpos"], "encoding=xpos is defined only for causal attention"),
     ("cope-in-encoder", ["encoding=cope"], "encoding=cope is defined only for causal attention"),
@@ -191,7 +208,7 @@ CASES = [
     # an earlier run in the folder
     ("resume-other-config", ["hydra.run.dir={ws}/outputs/runs/earlier", "trainer.lr=0.01"],
      "holds the results of another configuration (trainer.lr: 0.002 there, 0.01 here)"),
-    ("checkpoint-random-bytes", ["hydra.run.dir={ws}/runs/random"], "{ws}/runs/random/checkpoint_rope.pt is not a usable checkpoint (not a torch file"),
+    ("checkpoint-random-bytes", ["hydra.run.dir={ws}/runs/random"], "{ws}/runs/random/checkpoint_rope.pt is not a usable checkpoint ("),
     ("checkpoint-truncated", ["hydra.run.dir={ws}/runs/truncated"], "{ws}/runs/truncated/checkpoint_rope.pt is not a usable checkpoint (damaged"),
     ("checkpoint-empty", ["hydra.run.dir={ws}/runs/empty"], "{ws}/runs/empty/checkpoint_rope.pt is not a usable checkpoint (empty)"),
     ("checkpoint-crafted", ["hydra.run.dir={ws}/runs/crafted"], "{ws}/runs/crafted/checkpoint_rope.pt is not a usable checkpoint"),
@@ -247,7 +264,7 @@ def workspace(tmp_path, monkeypatch):
     runs = ws / "runs"
     for name in ("random", "truncated", "empty", "crafted", "foreign", "garbage"):
         (runs / name).mkdir(parents=True)
-    (runs / "random" / "checkpoint_rope.pt").write_bytes(os.urandom(256))
+    (runs / "random" / "checkpoint_rope.pt").write_bytes(random.Random(0).randbytes(256))
     buffer = runs / "full.pt"
     torch.save({"model": {"w": torch.ones(64, 64)}, "step": 3}, buffer)
     (runs / "truncated" / "checkpoint_rope.pt").write_bytes(buffer.read_bytes()[:4000])

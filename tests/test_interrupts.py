@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from conftest import TINY, compose
+from conftest import TINY, compose, same_weights
 from posbench import experiment
 from posbench.training import interrupt, loop
 
@@ -26,12 +26,6 @@ LONG = [
     "trainer.log_every=50", "trainer.threads=1", "trainer.device=cpu", "model.d_model=32", "model.layers=2",
     "task.eval_size=32", "task.train_lengths=[1,5]", "task.eval_lengths=[3,5,8]", "compare_nope=false",
 ]
-
-
-def same_weights(a, b) -> bool:
-    """The final checkpoints of two runs hold bit-identical weights."""
-    first, second = loop.load_checkpoint(a)["model"], loop.load_checkpoint(b)["model"]
-    return first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)
 
 
 def start(tmp_path, *args):
@@ -115,25 +109,3 @@ def test_a_signal_outside_the_training_loop_stops_at_once(tmp_path):
         time.sleep(1)  # the handler runs at the next bytecode boundary
     assert stop.value.step is None and stop.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-
-
-def test_dropout_resumes_exactly(tmp_path, monkeypatch):
-    """torch's global generator (dropout, SPE's noise) is part of the checkpoint."""
-    cfg = compose([*TINY, "encoding=spe", "model.dropout=0.1", "compare_nope=false"], tmp_path / "twins")
-    straight = experiment.run(cfg, tmp_path / "straight")
-    real_step = torch.optim.AdamW.step
-    calls = {"n": 0}
-
-    def crash_after_eight(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 8:
-            raise KeyboardInterrupt
-        return real_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", crash_after_eight)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg, tmp_path / "run")
-    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
-    resumed = experiment.run(cfg, tmp_path / "run")
-    assert resumed["metrics"] == straight["metrics"] and resumed["lengths"] == straight["lengths"]
-    assert same_weights(tmp_path / "run" / "checkpoint_spe.pt", tmp_path / "straight" / "checkpoint_spe.pt")

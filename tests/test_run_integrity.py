@@ -58,6 +58,10 @@ def damage_outcome_incomplete(entry: Path):
     (entry / "outcome.json").write_text(json.dumps({"metrics": {"acc": 1.0}}))  # no status: another version
 
 
+def damage_outcome_without_numbers(entry: Path):
+    (entry / "outcome.json").write_text(json.dumps({"status": "ok", "metrics": None, "lengths": {}, "pe_off": None}))
+
+
 def damage_checkpoint_garbage(entry: Path):
     (entry / "outcome.json").unlink()  # as after an interruption: training resumes from the checkpoint
     (entry / "checkpoint_none.pt").write_bytes(os.urandom(512))
@@ -72,8 +76,8 @@ def damage_entry_replaced_by_a_file(entry: Path):
 
 @pytest.mark.parametrize(
     "damage",
-    [damage_outcome_truncated, damage_outcome_empty, damage_outcome_incomplete, damage_checkpoint_garbage,
-     damage_entry_replaced_by_a_file],
+    [damage_outcome_truncated, damage_outcome_empty, damage_outcome_incomplete, damage_outcome_without_numbers,
+     damage_checkpoint_garbage, damage_entry_replaced_by_a_file],
     ids=lambda f: f.__name__.removeprefix("damage_"),
 )
 def test_a_damaged_twin_entry_is_discarded_and_trained_again(damage, tiny_cfg, tmp_path, caplog):

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
 
 from conftest import TINY
+from hydra import initialize_config_dir
+
+from posbench import cli, sweep
+from posbench.training import interrupt
 
 
 def posbench(cwd, *args, env=None):
@@ -40,7 +45,7 @@ def test_every_invalid_job_is_listed_with_its_reason(tmp_path):
     assert out.returncode == 2
     assert out.stderr.splitlines()[1:] == [
         "posbench: error: job 0 (trainer.lr=-1): trainer.lr=-1 must be > 0",
-        "posbench: error: job 2 (trainer.lr=inf): trainer.lr=inf must be a finite number",
+        "posbench: error: job 2 (trainer.lr=inf): trainer.lr=inf must be a finite number (within float32's range)",
     ]
     assert not (tmp_path / "outputs").exists()
 
@@ -98,3 +103,37 @@ def test_a_diverged_job_is_a_result_of_the_sweep(tmp_path):
     assert ok["status"] == "ok" and ok["metrics"]["acc"] >= 0
     assert "sweep of 2 jobs: 1 ok, 1 diverged" in out.stderr
     assert f"  diverged job 0 (trainer.lr=1e+30): at step {diverged['diverged_at']}" in out.stderr
+
+
+def test_options_the_default_encoding_lacks_can_be_swept_over(tmp_path, monkeypatch):
+    """Each job is validated as composed: a key of the swept encodings that the default one (rope)
+    does not have is not an error of the sweep."""
+    monkeypatch.chdir(tmp_path)
+    planned = sweep.plan(["encoding=learned,learned_scaled", "encoding.max_len=512", *TINY], multirun=True)
+    assert [job.error for job in planned.jobs] == [None, None]
+    assert [job.run_dir.name for job in planned.jobs] == ["0_learned_copy_encoder_s0", "1_learned_scaled_copy_encoder_s0"]
+    assert not list(tmp_path.iterdir())  # planning writes nothing
+
+
+def test_skip_invalid_with_every_job_invalid_runs_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "-m", "sweep.skip_invalid=true", "seed=-1,-2", *TINY]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "posbench: error: 2 of 2 jobs are invalid; nothing was run:",
+        "posbench: error: job 0 (seed=-1): seed=-1 must be >= 0",
+        "posbench: error: job 1 (seed=-2): seed=-2 must be >= 0",
+    ]
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_resume_command_quotes_any_folder(tmp_path):
+    """The folder in the resume command survives the shell and Hydra's parser, whatever it holds."""
+    folder = tmp_path / "my runs (v2)" / "a,b=c [d]" / "it's $HOME"
+    planned = sweep.Plan(False, [sweep.PlannedJob(0, ["seed=1"], run_dir=folder)])
+    line = cli.interrupted(interrupt.Interrupted(2, 40, "rope"), ["seed=1"], planned)
+    command = shlex.split(line.split("resume with: ", 1)[1])
+    assert line.startswith("interrupted at step 40; resume with: ")
+    assert command[:3] == ["posbench", "train", "seed=1"] and command[3].startswith("hydra.run.dir=")
+    with initialize_config_dir(config_dir=str(sweep.CONFIG_DIR), version_base="1.3"):
+        [override] = sweep.parse(command[-1:])
+    assert override.value() == str(folder)

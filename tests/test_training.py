@@ -7,7 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY, compose
+from conftest import TINY, compose, same_weights
 from posbench import experiment
 from posbench.errors import ConfigError
 from posbench.training import files
@@ -35,8 +35,13 @@ def test_same_seed_gives_identical_numbers(tmp_path):
     assert c["metrics"] != a["metrics"] or c["lengths"] != a["lengths"]
 
 
-def test_interrupted_run_resumes_to_the_same_numbers(tiny_cfg, tmp_path, monkeypatch):
-    cfg = tiny_cfg("encoding=t5", "compare_nope=false")
+@pytest.mark.parametrize(
+    "overrides, label",
+    [(["encoding=t5"], "t5"), (["encoding=spe", "model.dropout=0.1"], "spe")],  # spe, dropout: torch's global RNG
+    ids=["t5", "spe-dropout"],
+)
+def test_interrupted_run_resumes_to_bit_identical_weights(overrides, label, tiny_cfg, tmp_path, monkeypatch):
+    cfg = tiny_cfg(*overrides, "compare_nope=false")
     straight = experiment.run(cfg, tmp_path / "straight")
 
     real_step = torch.optim.AdamW.step
@@ -52,10 +57,11 @@ def test_interrupted_run_resumes_to_the_same_numbers(tiny_cfg, tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         experiment.run(cfg, tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "results.json").exists()
-    assert torch.load(tmp_path / "resumed" / "checkpoint_t5.pt", weights_only=False)["step"] == 6
+    assert torch.load(tmp_path / "resumed" / f"checkpoint_{label}.pt", weights_only=True)["step"] == 6
     monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
     resumed = experiment.run(cfg, tmp_path / "resumed")
     assert resumed["metrics"] == straight["metrics"] and resumed["lengths"] == straight["lengths"]
+    assert same_weights(tmp_path / "resumed" / f"checkpoint_{label}.pt", tmp_path / "straight" / f"checkpoint_{label}.pt")
 
 
 def test_checkpoint_of_another_config_is_refused(tiny_cfg, tmp_path):

@@ -3,7 +3,7 @@ Hydra's order, jobs numbered as the basic sweeper numbers them) with two changes
 
 * the jobs listed in ``skip`` are not launched: ``posbench train -m`` validates every job before
   Hydra starts (``posbench.sweep.plan``) and, with ``sweep.skip_invalid=true``, lists the invalid
-  ones here;
+  ones here (``jobs``, the number of jobs it planned, makes sure the numbers refer to the same jobs);
 * a job that fails does not stop the sweep (the basic sweeper raises the first failure): each job
   records its outcome in its results.json, which ``posbench train -m`` summarises at the end.
 """
@@ -21,13 +21,19 @@ from omegaconf import OmegaConf
 class PosbenchSweeper(BasicSweeper):
     """Hydra's basic sweeper that skips the jobs in ``skip`` and never stops at a failed job."""
 
-    def __init__(self, max_batch_size: Optional[int], params: Optional[dict] = None, skip: Optional[list] = None):
+    def __init__(
+        self, max_batch_size: Optional[int], params: Optional[dict] = None, skip: Optional[list] = None,
+        jobs: Optional[int] = None,
+    ):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.skip = set(skip or [])
+        self.planned = jobs
 
     def sweep(self, arguments: list[str]) -> Any:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         jobs = self.split_arguments(parser.parse_overrides([*self._parse_config(), *arguments]), None)[0]
+        if self.planned is not None and len(jobs) != self.planned:  # job numbers would not match the plan
+            raise RuntimeError(f"the sweep expands to {len(jobs)} jobs but posbench planned {self.planned}")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")

@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from posbench.data import require
-from posbench.errors import ConfigError
+from posbench.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +214,6 @@ def describe(dataset: str | None, data_files) -> str:
     return f"task.data_files={data_files}" if data_files is not None else f"task.dataset={dataset}"
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
 def _reason(err: BaseException) -> str:
     """What went wrong while ``datasets`` read the files, in one line: its generic "An error
     occurred while generating the dataset" wraps the parser's error (pandas, pyarrow), and names
@@ -228,7 +223,7 @@ def _reason(err: BaseException) -> str:
             return line.strip()
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__
-    return f"{type(err).__name__}: {_first_line(err)}"
+    return f"{type(err).__name__}: {first_line(err)}"
 
 
 def load_splits(dataset: str | None, dataset_config: str | None = None, data_files=None, split=None) -> dict:
@@ -263,7 +258,7 @@ def load_splits(dataset: str | None, dataset_config: str | None = None, data_fil
         try:
             loaded[role] = datasets.load_dataset(path, name, split=split_name, **kwargs)
         except ValueError as err:
-            message = _first_line(err)
+            message = first_line(err)
             if message.startswith("Unknown split"):
                 available = message.split("Should be one of", 1)[-1].strip(" .")
                 hint = ""
@@ -297,7 +292,7 @@ def load_splits(dataset: str | None, dataset_config: str | None = None, data_fil
                     "name, or point task.data_files at local files, "
                     "e.g. task.data_files={train: train.csv, test: test.csv}"
                 ) from None
-            raise ConfigError(f"{where} could not be loaded: {_first_line(err)}") from None
+            raise ConfigError(f"{where} could not be loaded: {first_line(err)}") from None
         except Exception as err:  # datasets raises many types (parse errors of malformed files, ...)
             if isinstance(err, ConfigError):
                 raise

@@ -60,13 +60,18 @@ def handle_signals() -> Iterator[None]:
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Inside this block a first signal waits for ``pending()`` to be polled."""
+    """Inside this block a first signal waits for ``pending()`` to be polled; one still pending
+    when the block ends (the loop did not poll again) is raised then."""
     outer = _state["deferring"]
     _state["deferring"] = _state["installed"]
     try:
         yield
     finally:
         _state["deferring"] = outer
+    signum = _state["pending"]
+    if signum is not None and not outer:
+        _state["pending"] = None
+        raise Interrupted(signum)
 
 
 def pending() -> int | None:

@@ -15,7 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from posbench.config import TrainerConfig, difference
-from posbench.errors import ConfigError
+from posbench.errors import ConfigError, first_line
 from posbench.models import SequenceModel
 from posbench.tasks import Task
 from posbench.tasks.base import Batch
@@ -47,18 +47,18 @@ class CorruptCheckpoint(ConfigError):
 CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "generator", "rng", "step", "fingerprint", "semantic")
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """A checkpoint's content, loaded without running any code (``weights_only=True``); a file
-    that is not a complete posbench checkpoint raises ``CorruptCheckpoint``."""
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint's content, loaded onto the CPU without running any code (``weights_only=True``);
+    a file that is not a complete posbench checkpoint raises ``CorruptCheckpoint``. (The random
+    generators' states must stay on the CPU; ``load_state_dict`` moves the rest to the model's device.)"""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise CorruptCheckpoint(path, "not a torch file, or it holds objects other than tensors and plain values") from None
     except EOFError:
         raise CorruptCheckpoint(path, "empty") from None
     except Exception as err:  # torch raises RuntimeError, ValueError, ... for damaged files
-        reason = _first_line(err)
-        raise CorruptCheckpoint(path, f"damaged: {reason[:150]}") from None
+        raise CorruptCheckpoint(path, f"damaged or not a torch file: {first_line(err)[:150]}") from None
     if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= set(state):
         raise CorruptCheckpoint(path, "not a posbench checkpoint")
     return state
@@ -102,8 +102,9 @@ def fit(
 ) -> None:
     """Train ``model`` on ``task`` for ``cfg.max_steps`` steps, resuming from ``checkpoint`` if present;
     ``test_set`` is scored every ``cfg.eval_every`` steps. ``fingerprint`` identifies the
-    configuration (a checkpoint of another one is refused); ``semantic`` is that configuration,
-    stored with the checkpoint so that a refusal can say what differs.
+    configuration (a checkpoint of another one is ``CorruptCheckpoint``: the command line refuses
+    it before training, the twin cache retrains); ``semantic`` is that configuration, stored with
+    the checkpoint so that a refusal can say what differs.
 
     Raises ``Diverged`` at the first step whose loss is not finite (before the update), and
     ``Interrupted`` after checkpointing the step in progress when a signal arrives (see
@@ -115,16 +116,14 @@ def fit(
 
     start = 0
     if checkpoint.exists():
-        state = load_checkpoint(checkpoint, device)
+        state = load_checkpoint(checkpoint)
         if state["fingerprint"] != fingerprint:
-            raise ConfigError(
-                f"{checkpoint} was written by a different configuration ({difference(state['semantic'], semantic)}); "
-                "use a new run directory"
-            )
+            reason = f"written by another configuration: {difference(state['semantic'], semantic) or 'other data'}"
+            raise CorruptCheckpoint(checkpoint, reason)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"].cpu())
+        generator.set_state(state["generator"])
         restore_rng(state["rng"])
         start = state["step"]
 
@@ -177,13 +176,11 @@ def fit(
                 bar.close()
                 writer.flush()
                 raise interrupt.Interrupted(signum, done, label)
+        signum = interrupt.pending()  # arrived while the last checkpoint was written
+        if signum is not None:
+            raise interrupt.Interrupted(signum, cfg.max_steps, label)
     bar.close()
     writer.flush()
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def progress_bar(label: str, start: int, total: int) -> tqdm:

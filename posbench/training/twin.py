@@ -21,18 +21,17 @@ from typing import Callable
 
 from filelock import FileLock
 
-from posbench.results import STATUSES
 from posbench.training.files import write_json
 from posbench.training.loop import CorruptCheckpoint
 
 log = logging.getLogger(__name__)
 
 
-def twin_outcome(key: str, cache_root: Path, train: Callable[[Path], dict]) -> tuple[dict, Path]:
-    """The cached outcome for ``key`` (calling ``train(folder)`` on a miss) and its folder."""
-    folder = cache_root / key
-    cache_root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache_root / f"{key}.lock")):
+def twin_outcome(folder: Path, train: Callable[[Path], dict]) -> tuple[dict, Path]:
+    """The outcome cached in ``folder`` (``<cache root>/<key>``; calling ``train(folder)`` on a
+    miss) and the folder."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder.with_name(f"{folder.name}.lock"))):
         outcome = read_outcome(folder)
         if outcome is not None:
             return outcome, folder
@@ -60,13 +59,24 @@ def read_outcome(folder: Path) -> dict | None:
         return None  # not trained yet, or interrupted: training resumes from its checkpoint
     try:
         outcome = json.loads(path.read_text())
-        valid = outcome["status"] in STATUSES and {"metrics", "lengths", "pe_off"} <= set(outcome)
-    except (ValueError, TypeError, KeyError, OSError):
+        valid = complete(outcome)
+    except (ValueError, TypeError, KeyError, OSError, AttributeError):
         valid = False
     if not valid:
         discard(folder, "its outcome.json is unreadable or incomplete")
         return None
     return outcome
+
+
+def complete(outcome: dict) -> bool:
+    """Whether a stored outcome holds what a run reads: numbers for every metric and length when
+    ``ok``, the step when ``diverged``."""
+    if outcome["status"] == "diverged":
+        return isinstance(outcome["diverged_at"], int)
+    scores = [outcome["metrics"], *outcome["lengths"].values()]
+    return outcome["status"] == "ok" and all(
+        isinstance(score, dict) and isinstance(score.get("acc"), float | int) for score in scores
+    )
 
 
 def discard(entry: Path, why: str) -> None:

@@ -6,11 +6,12 @@ Hydra's launcher performs), resolves where each job will write, and validates ea
 
 * a single run that does not validate is refused (one line, exit code 2);
 * a sweep (``-m``) with an invalid job is refused whole, each invalid job listed with its reason,
-  unless ``sweep.skip_invalid=true``: then the valid jobs run, the invalid ones are skipped
-  (``Sweeper``'s ``skip``) and listed at the end.
+  unless ``sweep.skip_invalid=true``: then the valid jobs run, the invalid ones are skipped and
+  listed at the end (a sweep whose jobs all fail for one reason is refused with that one line).
 
-The plan pins what Hydra would otherwise resolve again, a few milliseconds later: the run or sweep
-folder (``${now:...}``) and the jobs to skip, as Hydra overrides.
+The plan pins, as Hydra overrides, what Hydra would otherwise resolve again a few milliseconds later
+(the run or sweep folder: ``${now:...}``) and what the sweeper needs from the plan (the number of
+jobs and the jobs to skip).
 
 The sweep itself is run by posbench's Hydra sweeper (``hydra_plugins/posbench_sweeper``), which
 skips the invalid jobs and carries on after a failed one; ``outcome`` reads what each job left

@@ -91,8 +91,8 @@ def train(argv: list[str]) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot create {folder}: {err.strerror}") from None
-    if planned.invalid:
-        print(f"posbench: skipping {len(planned.invalid)} invalid job(s) of {len(planned.jobs)} (listed at the end)", file=sys.stderr)
+    if bad:
+        print(f"posbench: skipping {len(bad)} invalid job(s) of {len(planned.jobs)} (listed at the end)", file=sys.stderr)
     code = hydra_main(argv, planned.pinned, planned)
     if planned.multirun and code < 128:  # not interrupted
         code = max(code, sweep_summary(planned))

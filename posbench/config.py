@@ -128,16 +128,21 @@ def build_task(cfg: dict) -> Task:
     return TASKS.build(cfg["task"])
 
 
-def build(cfg: dict, *, meta: bool = False) -> tuple[Task, SequenceModel, TrainerConfig]:
-    """Task, model and trainer settings for ``cfg``; raises ``ConfigError`` for anything invalid.
-    ``meta``: build the model on the meta device (shapes without memory), to validate it."""
-    cfg = normalise(cfg)
-    task = build_task(cfg)
+def build_model(cfg: dict, task: Task, *, meta: bool = False) -> SequenceModel:
+    """The model of a normalised ``cfg`` for ``task``, refused if its encodings cannot represent
+    the task's longest sequence. ``meta``: on the meta device (shapes without memory), to validate it."""
     with torch.device("meta") if meta else nullcontext():
         model = MODELS.build(cfg["model"], task.n_symbols, cfg["encoding"], eos=task.eos)
     longest = task.longest()
     model.check_fits(task.source_len(longest), task.target_len(longest))
-    return task, model, TrainerConfig(**cfg["trainer"])
+    return model
+
+
+def build(cfg: dict) -> tuple[Task, SequenceModel, TrainerConfig]:
+    """Task, model and trainer settings for ``cfg``; raises ``ConfigError`` for anything invalid."""
+    cfg = normalise(cfg)
+    task = build_task(cfg)
+    return task, build_model(cfg, task), TrainerConfig(**cfg["trainer"])
 
 
 def semantic(cfg: dict, device: torch.device, threads: int, task: Task) -> dict:

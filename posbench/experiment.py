@@ -16,20 +16,22 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from posbench import results
-from posbench.config import build, fingerprint, is_pe_free, no_pe_config, run_label, semantic
-from posbench.training.evaluate import constant_output_ceiling, evaluate, score
+from posbench.config import TrainerConfig, build_model, fingerprint, is_pe_free, no_pe_config, run_label
+from posbench.tasks import Task
+from posbench.training.evaluate import evaluate, score
 from posbench.training.files import write_json
 from posbench.training.loop import Diverged, fit
 from posbench.training.twin import twin_outcome
 from posbench.validation import Job, validate
 
 
-def train_and_evaluate(cfg: dict, device: torch.device, out_dir: Path, meaning: dict) -> dict:
-    """Train one model into ``out_dir`` and return its outcome: status, metrics, per-length
-    metrics and ``pe_off`` (``meaning``: its ``semantic`` configuration, kept in checkpoints)."""
+def train_and_evaluate(cfg: dict, task: Task, device: torch.device, out_dir: Path, meaning: dict) -> dict:
+    """Train the model of the normalised ``cfg`` on ``task`` into ``out_dir`` and return its
+    outcome: status, metrics, per-length metrics and ``pe_off`` (``meaning``: its ``semantic``
+    configuration, kept in checkpoints)."""
     torch.manual_seed(cfg["seed"])
-    task, model, trainer = build(cfg)
-    model.to(device)
+    model = build_model(cfg, task).to(device)
+    trainer = TrainerConfig(**cfg["trainer"])
     name = run_label(cfg)
     writer = SummaryWriter(str(out_dir / "tb" / name))
     test_set = task.test_set(device)
@@ -76,22 +78,21 @@ def _log_final(writer: SummaryWriter, cfg: dict, outcome: dict, step: int) -> No
         writer.add_scalar(tag, value, step)
 
 
-def no_pe_twin(job: Job) -> tuple[dict, Path]:
+def no_pe_twin(job: Job) -> dict:
     """The outcome of the job's configuration with every encoding off, trained once per
-    configuration and cached, and its cache folder.
+    configuration and cached in ``job.twin_dir``.
 
     A copy of the twin's event file goes into ``run_dir/tb/none`` so that
     ``tensorboard --logdir <run dir>`` shows the run and its twin side by side.
     """
     twin_cfg = no_pe_config(job.cfg)
-    meaning = semantic(twin_cfg, job.device, job.threads, job.task)
-    outcome, folder = twin_outcome(
-        job.twin_dir, lambda out_dir: train_and_evaluate(twin_cfg, job.device, out_dir, meaning)
+    outcome = twin_outcome(
+        job.twin_dir, lambda out_dir: train_and_evaluate(twin_cfg, job.task, job.device, out_dir, job.twin_semantic)
     )
-    events = folder / "tb" / "none"
+    events = job.twin_dir / "tb" / "none"
     if events.is_dir():
         shutil.copytree(events, job.run_dir / "tb" / "none", dirs_exist_ok=True)
-    return outcome, folder
+    return outcome
 
 
 def run(cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs: int | None = None) -> dict:
@@ -111,16 +112,12 @@ def run(cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs: int 
         job.task.save(run_dir)
         nope = None
         if is_pe_free(job.cfg):
-            outcome, twin_dir = no_pe_twin(job)
+            outcome, twin_dir = no_pe_twin(job), job.twin_dir
         else:
-            outcome = train_and_evaluate(job.cfg, job.device, run_dir, job.semantic)
+            outcome = train_and_evaluate(job.cfg, job.task, job.device, run_dir, job.semantic)
             if job.cfg["compare_nope"] and outcome["status"] == "ok":
-                twin, twin_dir = no_pe_twin(job)
-                nope = results.twin_summary(twin)
-        content = results.assemble(
-            job, outcome, nope, job.task.chance, constant_output_ceiling(job.task.test_set("cpu")),
-            results.provenance(job, started, time.time(), twin_dir),
-        )
+                nope, twin_dir = results.twin_summary(no_pe_twin(job)), job.twin_dir
+        content = results.assemble(job, outcome, nope, results.provenance(job, started, time.time(), twin_dir))
     except Exception as error:
         write_json(run_dir / "results.json", results.failed(job, error, results.provenance(job, started, time.time(), twin_dir)))
         raise

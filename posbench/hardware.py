@@ -3,8 +3,8 @@
 
 Why threads matter: torch's CPU kernels split work over ``torch.get_num_threads()`` threads. On a
 machine whose cores are already busy (other jobs of a sweep, other users), more threads than free
-cores make every step wait for the slowest thread: the default run took 813 s with 2 threads on a
-loaded 2-core machine and 32 s with 1. Parallel reductions also round differently with a different
+cores make every step wait for the slowest thread: on a 2-core machine with one core kept busy by
+another process, the default run took 165 s with 2 threads and 60 s with 1. Parallel reductions also round differently with a different
 thread count, so CPU numbers are reproducible only for a fixed count: it is recorded in
 results.json and is part of a CPU twin's cache key.
 """

@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 
 import posbench
+from posbench.errors import first_line
 from posbench.hardware import device_name
+from posbench.training.evaluate import constant_output_ceiling
 
 
 def outcome_of_divergence(step: int) -> dict:
@@ -34,46 +36,31 @@ def outcome_of_divergence(step: int) -> dict:
     return {"status": "diverged", "diverged_at": step, "metrics": None, "lengths": None, "pe_off": None}
 
 
-def assemble(job, outcome: dict, nope: dict | None, chance: float, ceiling: float | None, provenance: dict) -> dict:
+def assemble(job, outcome: dict, nope: dict | None, provenance: dict) -> dict:
     """The content of results.json for a finished (``ok`` or ``diverged``) run."""
-    cfg = job.cfg
-    return {
-        "status": outcome["status"],
-        "encoding": cfg["encoding"]["name"],
-        "task": cfg["task"]["name"],
-        "model": cfg["model"]["name"],
-        "seed": cfg["seed"],
-        "chance": chance,
-        "constant_ceiling": ceiling,
-        "device": job.device.type,
-        "diverged_at": outcome.get("diverged_at"),
-        "metrics": outcome["metrics"],
-        "lengths": outcome["lengths"],
-        "pe_off": outcome["pe_off"],
-        "nope": nope,
-        "provenance": provenance,
-        "config": cfg,
-    }
+    return _record(
+        job, outcome["status"], provenance,
+        chance=job.task.chance,
+        constant_ceiling=constant_output_ceiling(job.task.test_set("cpu")),
+        diverged_at=outcome.get("diverged_at"),
+        metrics=outcome["metrics"], lengths=outcome["lengths"], pe_off=outcome["pe_off"], nope=nope,
+    )
 
 
 def failed(job, error: BaseException, provenance: dict) -> dict:
     """The content of results.json for a run that raised ``error`` after validation."""
+    message = f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
+    return _record(job, "failed", provenance, error=message, metrics=None, lengths=None, pe_off=None, nope=None)
+
+
+def _record(job, status: str, provenance: dict, **fields) -> dict:
+    """What every results.json holds: the status, what was run and where, ``fields``, the
+    conditions and the whole configuration."""
     cfg = job.cfg
-    message = str(error).strip().splitlines()
+    identity = {key: cfg[key]["name"] for key in ("encoding", "task", "model")}
     return {
-        "status": "failed",
-        "error": f"{type(error).__name__}: {message[0]}" if message else type(error).__name__,
-        "encoding": cfg["encoding"]["name"],
-        "task": cfg["task"]["name"],
-        "model": cfg["model"]["name"],
-        "seed": cfg["seed"],
-        "device": job.device.type,
-        "metrics": None,
-        "lengths": None,
-        "pe_off": None,
-        "nope": None,
-        "provenance": provenance,
-        "config": cfg,
+        "status": status, **identity, "seed": cfg["seed"], "device": job.device.type,
+        **fields, "provenance": provenance, "config": cfg,
     }
 
 

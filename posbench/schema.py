@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional, Union
 
 from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from posbench.errors import ConfigError
 
@@ -221,8 +221,6 @@ def check_section(prefix: str, cls: type, section: Mapping, *, skip: tuple[str, 
         values = OmegaConf.to_container(merged, throw_on_missing=True)
     except MissingMandatoryValue as err:
         raise ConfigError(f"{_key(prefix, err.full_key)} is missing: give it a value") from None
-    except ConfigKeyError as err:  # pragma: no cover - unknown keys are caught above
-        raise ConfigError(f"{_key(prefix, err.full_key)} is not an option of {prefix}") from None
     except OmegaConfBaseException as err:
         key = _key(prefix, err.full_key)
         name = str(err.full_key).split("[")[0].split(".")[0]

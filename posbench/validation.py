@@ -24,7 +24,7 @@ from posbench.errors import ConfigError, first_line
 from posbench.hardware import memory_bytes, resolve_device, resolve_threads
 from posbench.models import SequenceModel
 from posbench.tasks import Task
-from posbench.training.loop import CorruptCheckpoint, load_checkpoint
+from posbench.training.loop import load_checkpoint
 
 #: Bytes per parameter while training: the weight, its gradient and AdamW's two moments (float32).
 TRAINING_BYTES_PER_PARAMETER = 16
@@ -50,8 +50,15 @@ class Job:
     semantic: dict
     fingerprint: str
     parameters: dict
-    #: The no-PE twin's cache folder (None when the run needs no twin).
-    twin_dir: Path | None
+    #: The ``semantic`` configuration of the run's no-PE twin (None when the run needs no twin).
+    twin_semantic: dict | None
+
+    @property
+    def twin_dir(self) -> Path | None:
+        """The twin's cache entry: ``<twin_cache>/<its fingerprint's first 16 digits>``."""
+        if self.twin_semantic is None:
+            return None
+        return Path(self.cfg["twin_cache"]) / config.fingerprint(self.twin_semantic)[:16]
 
 
 def validate(cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs: int | None = None) -> Job:
@@ -68,19 +75,18 @@ def validate(cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs:
     task = config.build_task(cfg)
     check_memory(cfg, task, rough_parameters(cfg, task), False, device, available)
     try:
-        _, model, _ = config.build(cfg, meta=True)
+        model = config.build_model(cfg, task, meta=True)
     except (RuntimeError, OverflowError) as err:  # sizes beyond what torch can even describe
         raise ConfigError(f"the model cannot be built with these sizes: {first_line(err)}") from None
     parameters = parameter_counts(model)
     explicit = any(stack.encoding.explicit_attention for stack in model.stacks())
     check_memory(cfg, task, parameters["total"], explicit, device, available)
     meaning = config.semantic(cfg, device, threads, task)
-    twin_dir = None
-    if cfg["compare_nope"] or config.is_pe_free(cfg):
-        twin_meaning = config.semantic(config.no_pe_config(cfg), device, threads, task)
-        twin_dir = Path(cfg["twin_cache"]) / config.fingerprint(twin_meaning)[:16]
-        check_twin_entry(twin_dir)
-    job = Job(cfg, run_dir, task, device, threads, meaning, config.fingerprint(meaning), parameters, twin_dir)
+    needs_twin = cfg["compare_nope"] or config.is_pe_free(cfg)
+    twin_meaning = config.semantic(config.no_pe_config(cfg), device, threads, task) if needs_twin else None
+    job = Job(cfg, run_dir, task, device, threads, meaning, config.fingerprint(meaning), parameters, twin_meaning)
+    if job.twin_dir is not None:
+        check_twin_entry(job.twin_dir)
     check_earlier_run(job)
     return job
 
@@ -190,10 +196,7 @@ def check_earlier_run(job: Job) -> None:
         return
     checkpoint = job.run_dir / f"checkpoint_{config.run_label(job.cfg)}.pt"
     if checkpoint.exists():
-        try:
-            state = load_checkpoint(checkpoint)
-        except CorruptCheckpoint as err:
-            raise ConfigError(str(err)) from None
+        state = load_checkpoint(checkpoint)  # a damaged one: CorruptCheckpoint, a ConfigError naming the file
         if state["fingerprint"] != job.fingerprint:
             raise ConfigError(
                 f"{job.run_dir} holds a run of another configuration "

@@ -27,14 +27,13 @@ from posbench.training.loop import CorruptCheckpoint
 log = logging.getLogger(__name__)
 
 
-def twin_outcome(folder: Path, train: Callable[[Path], dict]) -> tuple[dict, Path]:
-    """The outcome cached in ``folder`` (``<cache root>/<key>``; calling ``train(folder)`` on a
-    miss) and the folder."""
+def twin_outcome(folder: Path, train: Callable[[Path], dict]) -> dict:
+    """The outcome cached in ``folder`` (``<cache root>/<key>``), calling ``train(folder)`` on a miss."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder.with_name(f"{folder.name}.lock"))):
         outcome = read_outcome(folder)
         if outcome is not None:
-            return outcome, folder
+            return outcome
         folder.mkdir(exist_ok=True)
         try:
             outcome = train(folder)
@@ -43,7 +42,7 @@ def twin_outcome(folder: Path, train: Callable[[Path], dict]) -> tuple[dict, Pat
             folder.mkdir()
             outcome = train(folder)
         write_json(folder / "outcome.json", outcome)
-        return outcome, folder
+        return outcome
 
 
 def read_outcome(folder: Path) -> dict | None:

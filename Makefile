@@ -15,7 +15,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,vision,text]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,vision,text,sweep]'
 	touch $(STAMP)
 
 train: $(STAMP)

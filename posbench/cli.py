@@ -1,4 +1,5 @@
-"""The ``posbench`` command: ``posbench train [flags] [hydra overrides]`` and ``posbench list``.
+"""The ``posbench`` command: ``posbench train [flags] [hydra overrides]``, ``posbench report DIR``
+and ``posbench list``.
 
 Hydra has no subcommands, so the subcommand is taken off the arguments here. ``train`` then:
 
@@ -26,6 +27,7 @@ USAGE = """usage: posbench <command> [args]
 
 commands:
   train [OVERRIDES] [-m] [--cfg job] [--help]   train a model and its no-PE twin (Hydra overrides)
+  report DIR [--metric M] [--out DIR]           tables (report.md, report.csv) and plots of every run under DIR
   list                                          every encoding, model and task, one line each
 
 examples:
@@ -93,6 +95,11 @@ def train(argv: list[str]) -> int:
         raise ConfigError(f"cannot create {folder}: {err.strerror}") from None
     if bad:
         print(f"posbench: skipping {len(bad)} invalid job(s) of {len(planned.jobs)} (listed at the end)", file=sys.stderr)
+    if planned.multirun and not planned.search:  # a search's jobs are not known in advance
+        sweep.write_manifest(planned, argv)
+        reused = sum(job.reused for job in planned.jobs)
+        if reused:
+            print(f"posbench: {reused} of {len(planned.jobs)} jobs already complete in {folder}: not run again", file=sys.stderr)
     code = hydra_main(argv, planned.pinned, planned)
     if planned.multirun and code < 128:  # not interrupted
         code = max(code, sweep_summary(planned))
@@ -106,18 +113,23 @@ def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
     from omegaconf import DictConfig, OmegaConf
 
     from posbench.experiment import run
-    from posbench.report import summary
+    from posbench.report import one_line, summary
     from posbench.training import interrupt
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-    def job(cfg: DictConfig) -> None:
+    def job(cfg: DictConfig) -> float:
+        """One run; returns its in-distribution accuracy (0 when it diverged): the objective of a
+        search (``hparams_search=lr``); other sweeps ignore it."""
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir).absolute()
         multirun = hydra_cfg.mode.name == "MULTIRUN"
         launcher = OmegaConf.to_container(hydra_cfg.launcher, resolve=True)
-        sweep_jobs = hydra_cfg.sweeper.get("jobs") if multirun else None
+        # the jobs of the sweep (posbench's sweeper), or the trials of a search (Optuna's n_trials)
+        sweep_jobs = (hydra_cfg.sweeper.get("jobs") or hydra_cfg.sweeper.get("n_trials")) if multirun else None
+        sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
         try:
-            results = run(OmegaConf.to_container(cfg, resolve=True), run_dir, launcher, sweep_jobs)
+            number = hydra_cfg.job.num if multirun else None
+            results = run(OmegaConf.to_container(cfg, resolve=True), run_dir, launcher, sweep_jobs, sweep_dir, number)
         except ConfigError as err:  # checked before Hydra started; possible on another machine (a cluster job)
             if multirun:
                 log.error(f"posbench: error: {err}")
@@ -130,12 +142,15 @@ def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
             raise
         if results["status"] == "diverged":
             log.warning(
-                f"posbench: {results['encoding']} diverged at step {results['diverged_at']}: no accuracy is reported "
+                f"posbench: {results['label']} diverged at step {results['diverged_at']}: no accuracy is reported "
                 f"(results.json has status diverged); results: {run_dir / 'results.json'}"
             )
-            return
-        sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
-        log.info(summary(results, run_dir, sweep_dir))
+            return 0.0
+        if multirun:  # the sweep ends with one report of every job
+            log.info(f"posbench: job {hydra_cfg.job.num + 1}/{sweep_jobs or '?'} {one_line(results)}; {run_dir / 'results.json'}")
+        else:
+            log.info(summary(results, run_dir))
+        return results["metrics"]["acc"]
 
     sys.argv = ["posbench train", *argv, *pinned]
     try:
@@ -165,22 +180,32 @@ def interrupted(stop, argv: list[str], planned) -> str:
 
 def sweep_summary(planned) -> int:
     """Print how every job of a sweep ended; 1 if any failed, else 0."""
-    from posbench.sweep import outcome
+    from posbench.sweep import PlannedJob, outcome
 
-    counts = {"ok": 0, "diverged": 0, "failed": 0, "skipped": 0}
+    counts = {"ok": 0, "diverged": 0, "failed": 0, "skipped": 0, "reused": 0}
     lines = []
-    for job in planned.jobs:
+    jobs = planned.jobs
+    if planned.search:  # the jobs a search ran: the run folders it made
+        folders = sorted(path.parent for path in planned.sweep_dir.glob("*/.hydra"))
+        jobs = [PlannedJob(n, [folder.name], run_dir=folder) for n, folder in enumerate(folders)]
+    for job in jobs:
         if job.error is not None:
             counts["skipped"] += 1
             lines.append(f"  skipped {job.describe()}: {job.error}")
             continue
         status, detail = outcome(job)
-        counts[status] = counts.get(status, 0) + 1
+        counts["reused" if job.reused else status] += 1
         if status != "ok":
             lines.append(f"  {status} {job.describe()}: {detail}")
     totals = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    print(f"\nsweep of {len(planned.jobs)} jobs: {totals}  ({planned.sweep_dir})", *lines, sep="\n", file=sys.stderr)
+    print(f"\nsweep of {sum(counts.values())} jobs: {totals}  ({planned.sweep_dir})", *lines, sep="\n", file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+def report(argv: list[str]) -> int:
+    from posbench.reporting import main as report_main
+
+    return report_main(argv)
 
 
 def list_all() -> int:
@@ -196,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    commands = {"train": lambda: train(rest), "list": list_all}
+    commands = {"train": lambda: train(rest), "report": lambda: report(rest), "list": list_all}
     try:
         if command not in commands:
             raise ConfigError(f"unknown command {command!r}; valid commands: {', '.join(commands)}")

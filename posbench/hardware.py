@@ -35,16 +35,15 @@ def usable_cpus() -> int:
 
 def launcher_parallelism(launcher: dict | None, sweep_jobs: int | None = None) -> int:
     """How many jobs the Hydra launcher runs at once on this machine: 1 for the default, sequential
-    launcher; joblib's ``n_jobs`` (negative: CPUs + 1 + n_jobs, as joblib counts); for submitit's
-    local launcher every job of a batch, up to ``array_parallelism``. Never more than the sweep's
-    ``sweep_jobs``. Slurm jobs get CPUs of their own (``SLURM_CPUS_PER_TASK``)."""
+    launcher; joblib's ``n_jobs`` (negative: CPUs + 1 + n_jobs, as joblib counts); submitit's
+    local launcher starts every job of the sweep at once. Never more than the sweep's ``sweep_jobs``. Slurm jobs get CPUs of their own (``SLURM_CPUS_PER_TASK``)."""
     target = str((launcher or {}).get("_target_", ""))
     cpus = usable_cpus()
     if target.endswith("JoblibLauncher"):
         n_jobs = launcher.get("n_jobs")
         parallel = cpus if n_jobs is None else (cpus + 1 + int(n_jobs) if int(n_jobs) < 0 else int(n_jobs))
-    elif target.endswith("LocalLauncher"):  # hydra-submitit-launcher's submitit_local
-        parallel = int(launcher.get("array_parallelism") or 1)
+    elif target.endswith("LocalLauncher"):  # hydra-submitit-launcher's submitit_local: a batch at once
+        parallel = sweep_jobs or 1
     else:
         parallel = 1
     if sweep_jobs is not None:
@@ -63,9 +62,15 @@ def resolve_threads(threads: int | str, launcher: dict | None = None, sweep_jobs
     return max(1, usable_cpus() // launcher_parallelism(launcher, sweep_jobs))
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, slot: int | None = None) -> torch.device:
+    """``trainer.device``: ``auto`` is CUDA when present, else the CPU; on a machine with several
+    GPUs, a job that runs beside others (``slot``: its number in a parallel launcher's sweep) takes
+    GPU ``slot % count``, so that the jobs spread over the devices."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        count = torch.cuda.device_count()
+        return torch.device(f"cuda:{slot % count}" if slot is not None and count > 1 else "cuda")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"trainer.device={name} but CUDA is not available here; use trainer.device=cpu")

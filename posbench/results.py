@@ -1,6 +1,7 @@
 """``results.json``: what one run produced and under which conditions.
 
-Every results.json has a ``status``:
+Every results.json has a ``status`` and a ``label`` (what sets the run apart from the defaults,
+``posbench.labels``):
 
 * ``ok``: trained and evaluated; ``metrics``, ``lengths``, ``pe_off`` (and ``nope``) hold numbers;
 * ``diverged``: the training loss became NaN or infinite at step ``diverged_at``; the run stopped
@@ -28,6 +29,7 @@ import torch
 import posbench
 from posbench.errors import first_line
 from posbench.hardware import device_name
+from posbench.labels import label
 from posbench.training.evaluate import constant_output_ceiling
 
 
@@ -59,8 +61,8 @@ def _record(job, status: str, provenance: dict, **fields) -> dict:
     cfg = job.cfg
     identity = {key: cfg[key]["name"] for key in ("encoding", "task", "model")}
     return {
-        "status": status, **identity, "seed": cfg["seed"], "device": job.device.type,
-        **fields, "provenance": provenance, "config": cfg,
+        "status": status, "label": label(cfg), **identity, "seed": cfg["seed"], "device": job.device.type,
+        "train_lengths": list(job.task.train_lengths), **fields, "provenance": provenance, "config": cfg,
     }
 
 

@@ -21,7 +21,10 @@ behind for the summary printed at the end of a sweep.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,19 +32,23 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import IntervalSweep, Override
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from posbench import config
 from posbench.errors import ConfigError, first_line
+from posbench.labels import label
 from posbench.schema import check_section
-from posbench.validation import check_folder, validate
+from posbench.training.files import write_json
+from posbench.validation import Job, check_folder, validate
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-#: Hydra settings that posbench decides (the run mode, the sweeper and its plan, the working directory).
-POSBENCH_SETTINGS = ("hydra.mode", "hydra/sweeper", "hydra.sweeper", "hydra.job.chdir")
+#: Hydra settings that posbench decides (the run mode, the sweeper, its plan, the working directory);
+#: a search's settings (``hydra.sweeper.n_trials`` with ``hparams_search=lr``) are the user's.
+POSBENCH_SETTINGS = ("hydra.mode", "hydra/sweeper", "hydra.sweeper", "hydra.sweeper.jobs", "hydra.sweeper.skip", "hydra.job.chdir")
 
 
 # ---- the plan ----------------------------------------------------------------------------------
@@ -54,6 +61,11 @@ class PlannedJob:
     run_dir: Path | None = None
     #: Why the job cannot run (None: it validated).
     error: str | None = None
+    #: What a report shows of a validated job: label, task, model, seed.
+    identity: dict = field(default_factory=dict)
+    #: Its folder already holds the complete results of this configuration (an earlier launch of
+    #: the same sweep): it is not launched again.
+    reused: bool = False
 
     def describe(self) -> str:
         """``job 3 (encoding=rope seed=1)``: the job and the values that set it apart."""
@@ -69,6 +81,9 @@ class Plan:
     sweep_dir: Path | None = None
     #: Overrides appended for Hydra: the resolved folders and the jobs to skip.
     pinned: list[str] = field(default_factory=list)
+    #: A search (``hparams_search=...``): ``jobs`` are the configurations checked before it starts
+    #: (see ``_plan_search``), not the jobs it will run.
+    search: bool = False
 
     @property
     def invalid(self) -> list[PlannedJob]:
@@ -82,6 +97,7 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name="posbench"):
         parsed = parse(overrides)
         if not multirun:
+            _refuse_sweeper_settings(parsed)
             swept = [o.input_line for o in parsed if o.is_sweep_override()]
             if swept:
                 raise ConfigError(
@@ -95,6 +111,11 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
                 raise ConfigError(job.error)
             return Plan(False, [job], pinned=[f"hydra.run.dir={hydra_string(job.run_dir)}"])
 
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        base = compose_job(fixed)
+        if not str(OmegaConf.select(base, "hydra.sweeper._target_", default="")).endswith(".PosbenchSweeper"):
+            return _plan_search(parsed, fixed, base)
+        _refuse_sweeper_settings(parsed)
         job_overrides = BasicSweeper.split_arguments(parsed, None)[0]
         if not job_overrides:
             empty = next(o for o in parsed if o.is_sweep_override() and not list(o.sweep_string_iterator()))
@@ -128,11 +149,59 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
                 job.error = str(err)
                 continue
             _check_job(job, cfg, run_dir, len(jobs))
-        skip = [job.number for job in jobs if job.error is not None]
+        skip = [job.number for job in jobs if job.error is not None or job.reused]
         pinned = [f"hydra.sweep.dir={hydra_string(sweep_dir)}", f"hydra.sweeper.jobs={len(jobs)}"]
         if skip:
             pinned.append(f"hydra.sweeper.skip=[{','.join(map(str, skip))}]")
         return Plan(True, jobs, skip_invalid, sweep_dir, pinned)
+
+
+def _refuse_sweeper_settings(parsed: list[Override]) -> None:
+    """posbench's sweeper takes its settings from the plan (but ``max_batch_size``, the jobs
+    launched at once); only a search (``hparams_search=...``) has settings of the user's."""
+    for override in parsed:
+        key = override.key_or_group
+        if key.startswith("hydra.sweeper.") and key != "hydra.sweeper.max_batch_size":
+            raise ConfigError(
+                f"{override.input_line}: {key} is set by posbench train (a sweep's jobs are the combinations of "
+                "its swept values; a search's settings apply with hparams_search=...)"
+            )
+
+
+def _plan_search(parsed: list[Override], fixed: list[str], base) -> Plan:
+    """The plan of a search (``hparams_search=...``: a sweeper that chooses the values as it goes,
+    e.g. Optuna): its jobs are not known in advance, so the configurations it can reach are checked
+    at the ends of what it searches: the base configuration, and each searched key at the ends of
+    its interval or range and at each of its choices (one key at a time)."""
+    space = [o.input_line for o in parsed if o.is_sweep_override()]
+    params = OmegaConf.select(base, "hydra.sweeper.params", default=None) or {}
+    space += [f"{key}={value}" for key, value in OmegaConf.to_container(params).items()]
+    jobs = [PlannedJob(0, fixed)]
+    for override in parse(space):
+        sweep = override.value()
+        if isinstance(sweep, IntervalSweep):
+            values = [sweep.start, sweep.end]
+        elif override.is_sweep_override():
+            values = list(override.sweep_string_iterator())
+        else:
+            values = [override.get_value_element_as_str()]
+        for value in values:
+            setting = f"{override.get_key_element()}={value}"
+            jobs.append(PlannedJob(len(jobs), [*fixed, setting], [setting]))
+    sweep_dir = _resolve_path(base, "hydra.sweep.dir", check_config=False).absolute()
+    check_folder("hydra.sweep.dir", sweep_dir)
+    for job in jobs:
+        try:
+            cfg = compose_job(job.overrides)
+            with read_write(cfg.hydra), open_dict(cfg.hydra):
+                cfg.hydra.sweep.dir = str(sweep_dir)
+                cfg.hydra.job.num = 0
+            run_dir = sweep_dir / _resolve_path(cfg, "hydra.sweep.subdir")
+        except ConfigError as err:
+            job.error = str(err)
+            continue
+        _check_job(job, cfg, run_dir)
+    return Plan(True, jobs, sweep_dir=sweep_dir, pinned=[f"hydra.sweep.dir={hydra_string(sweep_dir)}"], search=True)
 
 
 def compose_checked(overrides: list[str]) -> None:
@@ -148,9 +217,45 @@ def _check_job(job: PlannedJob, cfg, run_dir: Path, sweep_jobs: int | None = Non
     try:
         task_cfg = _resolved(cfg)
         launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-        validate(task_cfg, run_dir, launcher, sweep_jobs)
+        valid = validate(task_cfg, run_dir, launcher, sweep_jobs, None if sweep_jobs is None else job.number)
     except ConfigError as err:
         job.error = str(err)
+        return
+    job.identity = {
+        "label": label(valid.cfg), **{key: valid.cfg[key]["name"] for key in ("task", "model")}, "seed": valid.cfg["seed"],
+    }
+    job.reused = sweep_jobs is not None and finished(valid)
+
+
+def finished(job: Job) -> bool:
+    """Whether ``job.run_dir`` holds complete results of this configuration: ``ok`` (with its
+    twin's numbers when it compares with one) or ``diverged``. (``validate`` has refused a folder
+    holding another configuration's results.)"""
+    try:
+        earlier = json.loads((job.run_dir / "results.json").read_text())
+        if earlier["provenance"]["fingerprint"] != job.fingerprint:
+            return False
+        status = earlier["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    needs_twin = job.cfg["compare_nope"] and not config.is_pe_free(job.cfg)
+    return status == "diverged" or (status == "ok" and (not needs_twin or earlier.get("nope") is not None))
+
+
+def write_manifest(planned: Plan, command: list[str]) -> None:
+    """``<sweep dir>/sweep.json``: every job of the sweep with its label, folder and state
+    (``planned``, ``skipped`` when invalid, ``reused`` when complete from an earlier launch), so that
+    ``posbench report`` can tell the jobs that have not finished from those that never ran."""
+    jobs = [
+        {
+            "number": job.number, **job.identity, "overrides": job.swept or job.overrides,
+            "run_dir": None if job.run_dir is None else os.path.relpath(job.run_dir, planned.sweep_dir),
+            "state": "skipped" if job.error is not None else ("reused" if job.reused else "planned"),
+            "reason": job.error,
+        }
+        for job in planned.jobs
+    ]
+    write_json(planned.sweep_dir / "sweep.json", {"command": shlex.join(["posbench", "train", *command]), "jobs": jobs})
 
 
 def parse(overrides: list[str]) -> list[Override]:
@@ -167,7 +272,7 @@ def parse(overrides: list[str]) -> list[Override]:
         raise ConfigError("cannot read the override: " + "; ".join(lines)) from None
     for override in parsed:
         key = override.key_or_group
-        if key in POSBENCH_SETTINGS or (key.startswith("hydra.sweeper.") and key != "hydra.sweeper.max_batch_size"):
+        if key in POSBENCH_SETTINGS:
             raise ConfigError(
                 f"{override.input_line}: {key} is set by posbench train (sweep with -m; a run writes into "
                 "hydra.run.dir, relative paths are relative to where posbench starts)"
@@ -248,3 +353,21 @@ def outcome(job: PlannedJob) -> tuple[str, str]:
     if status == "failed":
         return status, f"{results.get('error')} (see {job.run_dir / 'posbench.log'})"
     return status, ""
+
+
+class ReportAtEnd(Callback):
+    """``hydra.callbacks.report`` (``configs/train.yaml``): when a multirun ends, ``posbench
+    report`` of its sweep folder is written (report.md, report.csv, plots) and its Markdown printed,
+    so that a sweep ends with one table instead of one per job. ``~hydra.callbacks.report`` turns it off."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        from posbench.reporting import write_report
+
+        folder = Path(config.hydra.sweep.dir)
+        try:
+            text = write_report(folder)
+        except ConfigError as err:  # e.g. every job failed: nothing to tabulate
+            print(f"posbench: no report: {err}", file=sys.stderr)
+            return
+        print(f"\n{text}\nreport:  {folder / 'report.md'}, {folder / 'report.csv'}", flush=True)
+        print(f"compare: tensorboard --logdir {folder}", flush=True)

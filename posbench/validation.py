@@ -21,10 +21,16 @@ import torch
 
 from posbench import config
 from posbench.errors import ConfigError, first_line
-from posbench.hardware import memory_bytes, resolve_device, resolve_threads
+from posbench.hardware import (
+    launcher_parallelism,
+    memory_bytes,
+    resolve_device,
+    resolve_threads,
+)
 from posbench.models import SequenceModel
 from posbench.tasks import Task
 from posbench.training.loop import load_checkpoint
+from posbench.training.twin import CACHE_FORMAT
 
 #: Bytes per parameter while training: the weight, its gradient and AdamW's two moments (float32).
 TRAINING_BYTES_PER_PARAMETER = 16
@@ -55,19 +61,24 @@ class Job:
 
     @property
     def twin_dir(self) -> Path | None:
-        """The twin's cache entry: ``<twin_cache>/<its fingerprint's first 16 digits>``."""
+        """The twin's cache entry: ``<twin_cache>/<16 digits of the fingerprint of its configuration
+        and the entry's format>`` (``CACHE_FORMAT``)."""
         if self.twin_semantic is None:
             return None
-        return Path(self.cfg["twin_cache"]) / config.fingerprint(self.twin_semantic)[:16]
+        return Path(self.cfg["twin_cache"]) / config.fingerprint({**self.twin_semantic, "cache_format": CACHE_FORMAT})[:16]
 
 
-def validate(cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs: int | None = None) -> Job:
+def validate(
+    cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs: int | None = None, number: int | None = None
+) -> Job:
     """Check ``cfg`` for a run in ``run_dir``; ``launcher`` (Hydra's launcher settings) and
-    ``sweep_jobs`` (the number of jobs of its sweep) decide what ``trainer.threads=auto`` means.
+    ``sweep_jobs`` (the number of jobs of its sweep) decide what ``trainer.threads=auto`` means,
+    and with ``number`` (the job's number in the sweep) which GPU ``trainer.device=auto`` takes.
     Raises ``ConfigError`` with one line for the first problem; the cheap checks come first, the
     task (which may load a dataset) after them."""
     cfg = config.normalise(cfg)
-    device = resolve_device(cfg["trainer"]["device"])
+    parallel = number is not None and launcher_parallelism(launcher, sweep_jobs) > 1
+    device = resolve_device(cfg["trainer"]["device"], number if parallel else None)
     threads = resolve_threads(cfg["trainer"]["threads"], launcher, sweep_jobs)
     check_folder("hydra.run.dir", run_dir)
     check_folder("twin_cache", Path(cfg["twin_cache"]))

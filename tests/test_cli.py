@@ -27,7 +27,7 @@ def test_list_shows_every_encoding_model_and_task(tmp_path):
 
 def test_unknown_command_and_bare_usage(tmp_path):
     out = posbench(tmp_path, "fly")
-    assert out.returncode == 2 and "unknown command 'fly'; valid commands: train, list" in out.stderr
+    assert out.returncode == 2 and "unknown command 'fly'; valid commands: train, report, list" in out.stderr
     assert posbench(tmp_path).returncode == 2
     assert "usage: posbench" in posbench(tmp_path, "--help").stdout
 
@@ -71,8 +71,8 @@ def test_a_refused_resume_changes_nothing_in_the_run_folder(tmp_path):
 def test_a_diverged_run_is_one_line_and_a_result(tmp_path):
     out = posbench(tmp_path, "train", "trainer.lr=1e30", *TINY)
     assert out.returncode == 0
-    [line] = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
-    assert re.fullmatch(r"posbench: rope diverged at step \d+: no accuracy is reported .*results.json", line)
+    [line] = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("posbench")]
+    assert re.fullmatch(r"posbench: rope .*lr=1e\+30.* diverged at step \d+: no accuracy is reported .*results.json", line)
 
 
 def test_multirun_sweeps_and_trains_each_twin_once(tmp_path):
@@ -86,7 +86,8 @@ def test_multirun_sweeps_and_trains_each_twin_once(tmp_path):
     )
     assert len(list((tmp_path / "outputs" / "twins").glob("*/outcome.json"))) == 2  # one twin per seed
     sweep_dir = runs[0].parent.parent
-    assert f"tensorboard --logdir {sweep_dir}" in out.stdout
+    assert f"compare: tensorboard --logdir {sweep_dir}" in out.stdout
+    assert out.stdout.count("# posbench report") == 1  # one report for the sweep, no table per job
 
 
 def test_output_into_a_closed_pipe_is_quiet(tmp_path):

@@ -138,8 +138,9 @@ def test_auto_threads_follow_the_cpus_and_the_launcher(monkeypatch):
     joblib = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 4}
     assert hardware.resolve_threads("auto", joblib) == 2
     assert hardware.resolve_threads("auto", {**joblib, "n_jobs": -1}) == 1
-    local = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", "array_parallelism": 3}
-    assert hardware.resolve_threads("auto", local) == 2
+    local = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}
+    assert hardware.resolve_threads("auto", local, sweep_jobs=3) == 2  # submitit_local starts every job at once
+    assert hardware.resolve_threads("auto", local, sweep_jobs=20) == 1
     assert hardware.resolve_threads("auto", {**local, "cpus_per_task": 5}) == 5
 
 

@@ -26,8 +26,12 @@ def posbench(cwd, *args, env=None):
 
 
 def results(tmp_path) -> dict:
-    """``{job folder name: results.json}`` of a sweep under ``tmp_path``."""
-    return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "outputs" / "sweeps").rglob("results.json")}
+    """``{"<job number>_<encoding>": results.json}`` of a sweep under ``tmp_path``."""
+    found = {}
+    for path in (tmp_path / "outputs" / "sweeps").rglob("results.json"):
+        result = json.loads(path.read_text())
+        found[f"{path.parent.name.split('_')[0]}_{result['encoding']}"] = result
+    return found
 
 
 def test_an_invalid_job_refuses_the_whole_sweep_before_anything_runs(tmp_path):
@@ -60,7 +64,7 @@ def test_an_unknown_choice_in_a_sweep_is_an_invalid_job(tmp_path):
 def test_skip_invalid_runs_the_valid_jobs_and_lists_the_skipped_ones_at_the_end(tmp_path):
     out = posbench(tmp_path, "-m", "encoding=rope,xpos,alibi", "sweep.skip_invalid=true", *TINY)
     assert out.returncode == 0, out.stderr
-    assert sorted(results(tmp_path)) == ["0_rope_copy_encoder_s0", "2_alibi_copy_encoder_s0"]
+    assert sorted(results(tmp_path)) == ["0_rope", "2_alibi"]
     assert all(r["status"] == "ok" for r in results(tmp_path).values())
     tail = out.stderr.splitlines()[-2:]
     assert tail[0].startswith("sweep of 3 jobs: 2 ok, 1 skipped")
@@ -86,10 +90,10 @@ def test_a_job_that_fails_at_run_time_does_not_stop_the_sweep(tmp_path):
     out = posbench(tmp_path, "-m", "encoding=rope,alibi", *TINY, env={"PYTHONPATH": str(inject)})
     assert out.returncode == 1, out.stderr
     runs = results(tmp_path)
-    assert runs["0_rope_copy_encoder_s0"]["status"] == "failed"
-    assert runs["0_rope_copy_encoder_s0"]["error"] == "RuntimeError: injected failure"
-    assert runs["0_rope_copy_encoder_s0"]["metrics"] is None
-    assert runs["1_alibi_copy_encoder_s0"]["status"] == "ok"
+    assert runs["0_rope"]["status"] == "failed"
+    assert runs["0_rope"]["error"] == "RuntimeError: injected failure"
+    assert runs["0_rope"]["metrics"] is None
+    assert runs["1_alibi"]["status"] == "ok"
     assert "sweep of 2 jobs: 1 ok, 1 failed" in out.stderr
     assert "  failed job 0 (encoding=rope): RuntimeError: injected failure (see " in out.stderr
 
@@ -98,7 +102,7 @@ def test_a_diverged_job_is_a_result_of_the_sweep(tmp_path):
     out = posbench(tmp_path, "-m", "trainer.lr=1e30,0.002", "compare_nope=false", *TINY)
     assert out.returncode == 0, out.stderr
     runs = results(tmp_path)
-    diverged, ok = runs["0_rope_copy_encoder_s0"], runs["1_rope_copy_encoder_s0"]
+    diverged, ok = runs["0_rope"], runs["1_rope"]
     assert diverged["status"] == "diverged" and diverged["metrics"] is None and diverged["diverged_at"] >= 1
     assert ok["status"] == "ok" and ok["metrics"]["acc"] >= 0
     assert "sweep of 2 jobs: 1 ok, 1 diverged" in out.stderr
@@ -111,7 +115,8 @@ def test_options_the_default_encoding_lacks_can_be_swept_over(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     planned = sweep.plan(["encoding=learned,learned_scaled", "encoding.max_len=512", *TINY], multirun=True)
     assert [job.error for job in planned.jobs] == [None, None]
-    assert [job.run_dir.name for job in planned.jobs] == ["0_learned_copy_encoder_s0", "1_learned_scaled_copy_encoder_s0"]
+    # each folder is named by the job's own label, its options included
+    assert [job.run_dir.name.split("_d_model")[0] for job in planned.jobs] == ["0_learned-max_len=512", "1_learned_scaled-max_len=512"]
     assert not list(tmp_path.iterdir())  # planning writes nothing
 
 

@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import TINY, compose, same_weights
 from posbench import experiment
 from posbench.errors import ConfigError
+from posbench.labels import slug
 from posbench.training import files
 
 
@@ -86,21 +87,23 @@ def test_twin_is_trained_once_and_reused(tiny_cfg, tmp_path, monkeypatch):
     assert trained[-2:] == ["rope", "none"] and other["nope"] != first["nope"]
 
 
-def test_tensorboard_has_run_and_twin_with_same_tags_and_one_hparams_row_each(tiny_cfg, tmp_path):
+def test_tensorboard_has_run_and_twin_with_the_same_curves_and_one_hparams_session_each(tiny_cfg, tmp_path):
     run_dir = tmp_path / "run"
-    experiment.run(tiny_cfg("encoding=learned"), run_dir)
-    assert sorted(p.name for p in (run_dir / "tb").iterdir()) == ["learned", "none"]
+    results = experiment.run(tiny_cfg("encoding=learned"), run_dir)
+    run = slug(results["label"])
+    assert sorted(p.name for p in (run_dir / "tb").iterdir()) == sorted(["none", run])
+    assert (run_dir / "tb" / "none").is_symlink()  # the twin's events stay in the cache
     tags = {}
-    for name in ("learned", "none"):
+    for name in (run, "none"):
         folder = run_dir / "tb" / name
         assert all(p.is_file() for p in folder.iterdir()), "stray sub-run folder"
         events = EventAccumulator(str(folder)).Reload()
         tags[name] = set(events.Tags()["scalars"])
-        assert set(events.PluginTagToContent("hparams")) == {
-            "_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"
-        }
-    assert tags["learned"] == tags["none"]
-    assert {"train/loss", "eval/acc", "len/8/acc", "hparam/acc", "hparam/acc_longest"} <= tags["learned"]
+        # a session per run and no experiment-wide summary, which would hide the other runs' hparams
+        assert set(events.PluginTagToContent("hparams")) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+        assert [event.step for event in events.Scalars("length/acc")] == [3, 5, 8]
+    assert tags[run] - tags["none"] == {"hparam/pe_off_acc", "hparam/twin_acc"}
+    assert {"train/loss", "eval/acc", "length/acc", "hparam/acc", "hparam/len_8_acc"} <= tags["none"]
 
 
 @pytest.mark.parametrize(

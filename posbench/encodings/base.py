@@ -71,6 +71,9 @@ class PositionalEncoding(nn.Module):
     description: str = ""
     #: ``none`` | ``absolute`` | ``relative`` | ``rotary`` | ``bias`` | ``composite`` (built from others).
     family: str = "none"
+    #: Options that hold other encodings (a name, a mapping, or a list of them): a run's label
+    #: always shows them, e.g. ``combo(learned+alibi)`` (``posbench.labels``).
+    wraps: tuple[str, ...] = ()
     #: Attention logits are unchanged when every query and key position shifts by the same k
     #: (checked for every registered encoding by tests/test_encodings.py; an instance may override).
     shift_invariant: bool = True

@@ -62,6 +62,7 @@ def total(terms: Iterable[Tensor | None]) -> Tensor | None:
 class Combo(PositionalEncoding):
     description = "several encodings at once, e.g. learned + ALiBi: hooks in order, logit terms summed"
     family = "composite"
+    wraps = ("parts",)
 
     def __init__(self, shape: AttentionShape, parts: Sequence = ("learned", "alibi")):
         super().__init__(shape)

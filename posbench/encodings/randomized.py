@@ -69,6 +69,7 @@ def sorted_sample(count: int, limit: int, seed: int, device) -> Tensor:
 class Randomized(PositionalEncoding):
     description = "base encoding at sorted random positions from a wider range (Ruoss et al. 2023)"
     family = "composite"
+    wraps = ("base",)
 
     def __init__(
         self,

@@ -3,11 +3,16 @@ corpus metrics (BLEU); perplexity where the task is scored teacher-forced (langu
 
 Target positions holding ``PAD`` are not scored; a prediction is cut at the model's first ``eos``
 (everything after it counts as padding), so stopping early or late costs accuracy.
+
+Greedy decoding at long lengths and text datasets can take minutes: given a description, scoring
+shows its progress over examples (see ``posbench.training.progress``: a bar on a terminal, a line
+every 30 s elsewhere, nothing extra for a quick evaluation).
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +20,7 @@ from torch import Tensor
 
 from posbench.models import SequenceModel
 from posbench.tasks.base import PAD, Batch, Task
+from posbench.training.progress import Progress
 
 
 def cut_at_eos(pred: Tensor, eos: int | None) -> Tensor:
@@ -31,30 +37,50 @@ def token_hits(pred: Tensor, tgt: Tensor) -> tuple[Tensor, Tensor]:
     return (pred == tgt) & scored, scored
 
 
+def examples(*sets: list[Batch]) -> int:
+    """How many examples the batch lists hold together."""
+    return sum(src.shape[0] for batches in sets for src, _ in batches)
+
+
+def evaluation_progress(desc: str, total: int) -> Progress:
+    """Progress over ``total`` examples that adds no line when the evaluation is quick."""
+    return Progress(desc, total, unit="example", announce=False)
+
+
 @torch.no_grad()
-def score(model: SequenceModel, batches: list[Batch], task: Task, batch_size: int = 512) -> dict[str, float]:
-    """``{"acc", "seq_acc", ...}`` of the model on ``batches`` (each of one source length)."""
+def score(
+    model: SequenceModel, batches: list[Batch], task: Task, batch_size: int = 512, progress: Progress | str | None = None
+) -> dict[str, float]:
+    """``{"acc", "seq_acc", ...}`` of the model on ``batches`` (each of one source length).
+
+    ``progress``: a description (``rope: evaluating``) to show this scoring's progress under, or
+    a ``Progress`` over examples to advance and leave open (``evaluate`` shares one between the
+    test set and every length); None shows nothing."""
     was_training = model.training
     model.eval()
     correct = tokens = exact = sequences = 0
     nll = 0.0
     predictions, targets = [], []
-    for src_all, tgt_all in batches:
-        for start in range(0, src_all.shape[0], batch_size):
-            src, tgt = src_all[start : start + batch_size], tgt_all[start : start + batch_size]
-            if task.teacher_forced:
-                logits = model.target_logits(src, tgt)
-                nll += F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=PAD, reduction="sum").item()
-                pred = logits.argmax(-1)
-            else:
-                pred = cut_at_eos(model.predict(src, tgt.shape[1]), model.eos)
-            hit, scored = token_hits(pred, tgt)
-            correct += int(hit.sum())
-            tokens += int(scored.sum())
-            exact += int((hit | ~scored).all(dim=1).sum())
-            sequences += hit.shape[0]
-            predictions.append(pred)
-            targets.append(tgt)
+    own = isinstance(progress, str)
+    with evaluation_progress(progress, examples(batches)) if own else nullcontext(progress) as bar:
+        for src_all, tgt_all in batches:
+            for start in range(0, src_all.shape[0], batch_size):
+                src, tgt = src_all[start : start + batch_size], tgt_all[start : start + batch_size]
+                if task.teacher_forced:
+                    logits = model.target_logits(src, tgt)
+                    nll += F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=PAD, reduction="sum").item()
+                    pred = logits.argmax(-1)
+                else:
+                    pred = cut_at_eos(model.predict(src, tgt.shape[1]), model.eos)
+                hit, scored = token_hits(pred, tgt)
+                correct += int(hit.sum())
+                tokens += int(scored.sum())
+                exact += int((hit | ~scored).all(dim=1).sum())
+                sequences += hit.shape[0]
+                predictions.append(pred)
+                targets.append(tgt)
+                if bar is not None:
+                    bar.update(src.shape[0])
     model.train(was_training)
     metrics = {"acc": correct / max(tokens, 1), "seq_acc": exact / max(sequences, 1)}
     if task.teacher_forced:
@@ -62,12 +88,25 @@ def score(model: SequenceModel, batches: list[Batch], task: Task, batch_size: in
     return metrics | task.corpus_metrics(predictions, targets)
 
 
-def evaluate(model: SequenceModel, task: Task, test_set: list[Batch], length_sets: dict[int, list[Batch]]) -> dict:
-    """In-distribution metrics plus one entry per evaluation length."""
-    return {
-        "metrics": score(model, test_set, task),
-        "lengths": {str(length): score(model, batches, task) for length, batches in length_sets.items()},
-    }
+def evaluate(
+    model: SequenceModel, task: Task, test_set: list[Batch], length_sets: dict[int, list[Batch]], desc: str | None = None
+) -> dict:
+    """In-distribution metrics plus one entry per evaluation length. ``desc`` (the run's progress
+    prefix, ``rope``): show progress as ``rope: evaluating``, one count over the test set and every
+    length together, so that many lengths each quick to score still show up as a long evaluation."""
+    if desc is None:
+        return {
+            "metrics": score(model, test_set, task),
+            "lengths": {str(length): score(model, batches, task) for length, batches in length_sets.items()},
+        }
+    with evaluation_progress(f"{desc}: evaluating", examples(test_set, *length_sets.values())) as bar:
+        bar.update(0, on="test set")
+        metrics = score(model, test_set, task, progress=bar)
+        lengths = {}
+        for length, batches in length_sets.items():
+            bar.update(0, on=f"length {length}")
+            lengths[str(length)] = score(model, batches, task, progress=bar)
+    return {"metrics": metrics, "lengths": lengths}
 
 
 def constant_output_ceiling(batches: list[Batch]) -> float | None:

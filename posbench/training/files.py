@@ -1,6 +1,7 @@
 """Atomic writes: a reader sees the old file or the new one, never half of one. Files get the
 permissions of any file the user creates (``0666`` less the umask), so that collaborators on shared
-storage can read results and checkpoints."""
+storage can read results and checkpoints. (torch is imported only to save a checkpoint: the report
+writes its files with this module and does not load torch.)"""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 
-
-def _atomic(path: Path, write) -> None:
+def atomic(path: Path, write) -> None:
+    """Call ``write`` on a temporary file beside ``path`` (its folder created), then move it onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -36,12 +36,14 @@ def current_umask() -> int:
 
 def write_json(path: str | Path, data: Any) -> None:
     """``data`` as indented JSON, keys in the order the dict holds them."""
-    _atomic(Path(path), lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
+    atomic(Path(path), lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
 def write_text(path: str | Path, text: str) -> None:
-    _atomic(Path(path), lambda f: f.write(text.encode()))
+    atomic(Path(path), lambda f: f.write(text.encode()))
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
-    _atomic(Path(path), lambda f: torch.save(obj, f))
+    import torch
+
+    atomic(Path(path), lambda f: torch.save(obj, f))

@@ -1,8 +1,9 @@
 """The training loop: AdamW, linear warmup then cosine decay, gradient clipping, periodic
-evaluation, TensorBoard scalars, a progress bar, and atomic checkpoints that an interrupted run
-resumes from to the same numbers (model, optimizer, schedule, step, the data generator's and
-torch's global generators' states). A checkpoint holds tensors, numbers and strings only and is
-loaded with ``weights_only=True``: a crafted file cannot run code."""
+evaluation, TensorBoard scalars, progress (a bar on a terminal, timed log lines elsewhere), and
+atomic checkpoints that an interrupted run resumes from to the same numbers (model, optimizer,
+schedule, step, the data generator's and torch's global generators' states). A checkpoint holds
+tensors, numbers and strings only and is loaded with ``weights_only=True``: a crafted file cannot
+run code."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from posbench.config import TrainerConfig, difference
 from posbench.errors import ConfigError, first_line
@@ -22,6 +22,7 @@ from posbench.tasks.base import Batch
 from posbench.training import interrupt
 from posbench.training.evaluate import score, token_hits
 from posbench.training.files import save_torch
+from posbench.training.progress import Progress
 
 
 class Diverged(Exception):
@@ -99,12 +100,15 @@ def fit(
     label: str,
     fingerprint: str,
     semantic: dict | None = None,
+    desc: str | None = None,
 ) -> None:
     """Train ``model`` on ``task`` for ``cfg.max_steps`` steps, resuming from ``checkpoint`` if present;
     ``test_set`` is scored every ``cfg.eval_every`` steps. ``fingerprint`` identifies the
     configuration (a checkpoint of another one is ``CorruptCheckpoint``: the command line refuses
     it before training, the twin cache retrains); ``semantic`` is that configuration, stored with
-    the checkpoint so that a refusal can say what differs.
+    the checkpoint so that a refusal can say what differs. ``label`` names the model in
+    ``Diverged`` and ``Interrupted``; ``desc`` (default: ``label``) prefixes its progress, e.g.
+    ``job 3/12 rope(scale=4)`` in a sweep (see ``posbench.training.progress``).
 
     Raises ``Diverged`` at the first step whose loss is not finite (before the update), and
     ``Interrupted`` after checkpointing the step in progress when a signal arrives (see
@@ -143,49 +147,44 @@ def fit(
         )
 
     model.train()
-    bar = progress_bar(label, start, cfg.max_steps)
-    with interrupt.deferred():
+    desc = label if desc is None else desc
+    bar = Progress(desc, cfg.max_steps, start=start)
+    with interrupt.deferred(), bar:  # the bar closes however the loop ends
         for step in range(start, cfg.max_steps):
             src, tgt = task.sample(cfg.batch_size, task.sample_length(generator), generator)
             loss, pred = model.loss(src, tgt)
             done = step + 1
             if not math.isfinite(loss.item()):
-                bar.close()
                 raise Diverged(done, loss.item(), label)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             schedule.step()
-            bar.update()
 
+            shown = {}
             if done % cfg.log_every == 0 or done == cfg.max_steps:
                 hit, scored = token_hits(pred, tgt)
                 acc = hit.sum().item() / max(scored.sum().item(), 1)
                 writer.add_scalar("train/loss", loss.item(), done)
                 writer.add_scalar("train/acc", acc, done)
                 writer.add_scalar("train/lr", schedule.get_last_lr()[0], done)
-                bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}", refresh=False)
+                shown = {"loss": f"{loss.item():.3f}", "acc": f"{acc:.3f}"}
+            bar.update(**shown)
             if done % cfg.eval_every == 0 or done == cfg.max_steps:
-                for key, value in score(model, test_set, task).items():
+                # a quick evaluation shows a passing bar on a terminal and no line elsewhere
+                for key, value in score(model, test_set, task, progress=f"{desc}: evaluating at step {done}").items():
                     writer.add_scalar(f"eval/{key}", value, done)
             signum = interrupt.pending()
             if done % cfg.checkpoint_every == 0 or done == cfg.max_steps or signum is not None:
                 save(done)
             if signum is not None:
-                bar.close()
                 writer.flush()
                 raise interrupt.Interrupted(signum, done, label)
         signum = interrupt.pending()  # arrived while the last checkpoint was written
         if signum is not None:
             raise interrupt.Interrupted(signum, cfg.max_steps, label)
-    bar.close()
     writer.flush()
-
-
-def progress_bar(label: str, start: int, total: int) -> tqdm:
-    """tqdm's bar on a terminal; elsewhere (a pipe, nohup, a Slurm log) the bar is off."""
-    return tqdm(desc=label, initial=start, total=total, disable=None, leave=False)
 
 
 def rng_state() -> dict:

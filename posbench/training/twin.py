@@ -26,6 +26,11 @@ from posbench.training.loop import CorruptCheckpoint
 
 log = logging.getLogger(__name__)
 
+#: Part of every entry's key: entries written in an older format are not read. 2: the events hold
+#: a per-run HParams session, no experiment-wide summary (which would hide every other run's
+#: hparams in TensorBoard), and accuracy against length as a curve.
+CACHE_FORMAT = 2
+
 
 def twin_outcome(folder: Path, train: Callable[[Path], dict]) -> dict:
     """The outcome cached in ``folder`` (``<cache root>/<key>``), calling ``train(folder)`` on a miss."""

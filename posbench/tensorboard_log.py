@@ -1,0 +1,102 @@
+"""What a run shows in TensorBoard beyond its training curves (``posbench.training.loop``): its
+final numbers, one HParams row, accuracy against evaluation length, and where its twin appears.
+
+* **Accuracy against length** is a curve: ``length/acc`` (``length/seq_acc``, ``length/ppl``...)
+  written with the evaluation length as its step, so the runs of a sweep overlay on one chart
+  (the scalar dashboard's x axis reads "step": it is the length).
+* **HParams.** Each run writes a session (start and end) whose hparams are its label, encoding,
+  task, model, seed and every option of its configuration with its own type (numbers as numbers,
+  lists as text), and whose metrics are ``hparam/acc``, ``hparam/seq_acc``, ``hparam/pe_off_acc``,
+  ``hparam/twin_acc``, ``hparam/len_<L>_acc`` (and ``hparam/bleu``, ``hparam/ppl``). No run writes
+  an experiment-wide summary: TensorBoard then builds the table from every run and marks the
+  hparams whose values differ, which its dashboard ticks first (it ticks five by default).
+* **The twin appears once.** Its events stay in the twin cache; a single run links them in as
+  ``<run dir>/tb/none`` (so ``tensorboard --logdir <run dir>`` shows the run beside its twin), a
+  sweep links each distinct twin once as ``<sweep dir>/twins/<twin's folder name>``, and the runs
+  of a sweep link none. TensorBoard follows these symbolic links (checked with its data server
+  and its Python loader).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+from posbench import labels
+
+log = logging.getLogger(__name__)
+
+
+def log_result(folder: Path, cfg: dict, outcome: dict, step: int, twin: dict | None = None) -> None:
+    """Write the final numbers of an ``ok`` run (``outcome``, and its ``twin``'s) into ``folder``,
+    the TensorBoard folder its training curves went to."""
+    if outcome["status"] != "ok":
+        return
+    with SummaryWriter(str(folder)) as writer:
+        for length, metrics in sorted(outcome["lengths"].items(), key=lambda item: int(item[0])):
+            for key, value in metrics.items():
+                writer.add_scalar(f"length/{key}", value, int(length))
+        metrics = final_metrics(outcome, twin)
+        file_writer = writer._get_file_writer()
+        _, session_start, session_end = hparams(hparam_values(cfg), metrics)
+        file_writer.add_summary(session_start)
+        file_writer.add_summary(session_end)
+        for tag, value in metrics.items():
+            writer.add_scalar(tag, value, step)
+
+
+def final_metrics(outcome: dict, twin: dict | None) -> dict[str, float]:
+    """The HParams metrics: accuracy, exact match, other metrics (bleu, ppl), PE off, the twin's
+    accuracy and the accuracy at every evaluation length."""
+    metrics = {f"hparam/{key}": value for key, value in outcome["metrics"].items()}
+    if outcome.get("pe_off") is not None:
+        metrics["hparam/pe_off_acc"] = outcome["pe_off"]["acc"]
+    if twin is not None and twin.get("status") == "ok":
+        metrics["hparam/twin_acc"] = twin["metrics"]["acc"]
+    for length, scores in sorted(outcome["lengths"].items(), key=lambda item: int(item[0])):
+        metrics[f"hparam/len_{length}_acc"] = scores["acc"]
+    return metrics
+
+
+def hparam_values(cfg: dict) -> dict:
+    """The run's HParams: label, encoding, task, model, seed and every option (``model.d_model``,
+    ``encoding.scale``...) with its own type; lists, encodings and null as text."""
+    values = {
+        "label": labels.label(cfg), "encoding": cfg["encoding"]["name"], "task": cfg["task"]["name"],
+        "model": cfg["model"]["name"], "seed": cfg["seed"],
+    }
+    for group in ("encoding", "model", "task", "trainer"):
+        for key, value in cfg[group].items():
+            if key == "name" or key in labels.NOT_IN_LABEL:
+                continue
+            values[f"{group}.{key}"] = value if isinstance(value, (bool, int, float, str)) else labels.value(value)
+    return values
+
+
+def link_twin(events: Path, cfg: dict, run_dir: Path, sweep_dir: Path | None) -> None:
+    """Make the twin whose TensorBoard folder is ``events`` visible once: in a sweep as
+    ``<sweep dir>/twins/<folder name>``, for a single run as ``<run dir>/tb/none``."""
+    if not events.is_dir():
+        return
+    if sweep_dir is not None:
+        link = sweep_dir / "twins" / labels.folder_name(cfg)
+    else:
+        link = run_dir / "tb" / "none"
+    target = events.absolute()
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():  # another twin under the same name: keep both
+        link = link.with_name(f"{link.name}-{events.parent.parent.name[:8]}")
+        if link.is_symlink() or link.exists():
+            return
+    try:
+        link.symlink_to(target, target_is_directory=True)
+    except FileExistsError:  # another job of the sweep linked it at the same moment
+        pass
+    except OSError as err:  # a file system without symbolic links
+        log.warning(f"cannot link the no-PE twin's TensorBoard events into {link.parent} ({err.strerror}); they are in {target}")

@@ -9,7 +9,7 @@ export MPLCONFIGDIR      := $(CURDIR)/.cache/matplotlib
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/inductor
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: train test bench setup clean
+.PHONY: train test bench bench-sweep setup clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_throughput.py
+
+bench-sweep: $(STAMP)
+	$(BIN)/python scripts/bench_sweep.py
 
 clean:
 	rm -rf outputs .pytest_cache build dist *.egg-info

@@ -17,10 +17,17 @@ def _folder(*, _root_) -> str:
 
 
 def _register() -> None:
+    import warnings
+
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("posbench.folder"):
         OmegaConf.register_new_resolver("posbench.folder", _folder)
+    # posbench's settings for the sweep extra's launchers (configs/hydra/launcher/joblib.yaml...)
+    # extend the plugins' schemas of the same name: Hydra 1.3 merges them, with a warning that this
+    # matching is deprecated (hydra-core is kept below 1.4 in pyproject.toml). Silenced here, on
+    # import, because launcher workers compose the configuration too.
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema")
 
 
 _register()

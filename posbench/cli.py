@@ -81,6 +81,8 @@ def train(argv: list[str]) -> int:
     bad = planned.invalid
     if len(bad) == len(planned.jobs) and len({job.error for job in bad}) == 1:  # not about the swept values
         raise ConfigError(bad[0].error)
+    if bad and planned.search:  # a search cannot skip what it may choose
+        raise ConfigError(f"the search reaches an invalid configuration at {' '.join(bad[0].swept)}: {bad[0].error}")
     if bad and (not planned.skip_invalid or len(bad) == len(planned.jobs)):
         verb = "is" if len(bad) == 1 else "are"
         hint = "" if len(bad) == len(planned.jobs) else " (sweep.skip_invalid=true runs the others)"

@@ -22,7 +22,7 @@ from posbench.config import (
     no_pe_config,
     run_label,
 )
-from posbench.labels import label, slug
+from posbench.labels import label
 from posbench.tasks import Task
 from posbench.tensorboard_log import link_twin, log_result
 from posbench.training.evaluate import evaluate, score
@@ -60,8 +60,9 @@ def train_and_evaluate(cfg: dict, task: Task, device: torch.device, out_dir: Pat
 
 
 def events_dir(out_dir: Path, cfg: dict) -> Path:
-    """A run's TensorBoard folder: ``tb/<label>`` (a twin's: ``tb/none``)."""
-    return out_dir / "tb" / ("none" if is_pe_free(cfg) else slug(label(cfg)))
+    """A run's TensorBoard folder: ``tb/<encoding>`` (``tb/with_pe`` for ``encoding=none`` with an
+    encoding elsewhere; the twin's: ``tb/none``), short beside the run folder's name, which holds the label."""
+    return out_dir / "tb" / run_label(cfg)
 
 
 def no_pe_twin(job: Job, desc: str, sweep_dir: Path | None = None) -> dict:
@@ -88,9 +89,9 @@ def run(
 
     ``cfg`` is validated first (``ConfigError``, nothing written; ``launcher`` and ``sweep_jobs``
     decide ``trainer.threads=auto``, see ``posbench.hardware``; ``sweep_dir`` and ``number``: the
-    sweep the run belongs to, where its twin's TensorBoard events are linked, and its job number). A run with ``encoding=none``
-    *is* a twin: it goes through the same cache, so a sweep that contains ``none`` never trains
-    the same no-PE model twice. A run whose training diverges is a result (``status: diverged``);
+    sweep the run belongs to, where its twin's TensorBoard events are linked, and its job number).
+    A run with ``encoding=none`` *is* a twin: it goes through the same cache, so a sweep that
+    contains ``none`` never trains the same no-PE model twice. A run whose training diverges is a result (``status: diverged``);
     any other error after validation writes ``status: failed`` and is raised again.
     """
     started = time.time()

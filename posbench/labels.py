@@ -13,9 +13,9 @@ Options that cannot change what is learned (where and how often progress is logg
 device and thread settings, recorded in results.json) are left out. Task, model and seed are not
 part of the label: they are shown beside it (``RunName``), and a report groups by them.
 
-The same label names a run everywhere: its folder (``slug``: sanitised, capped with a short hash),
-the printed table, TensorBoard run names and HParams rows, results.json and ``posbench report``
-columns.
+The same label names a run everywhere: its folder (``folder_name``: sanitised, capped with a short
+hash), the printed table, TensorBoard run names and HParams rows, results.json and ``posbench
+report`` columns.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ CONFIGS = Path(__file__).parent / "configs"
 #: Trainer options that do not change the numbers a run produces (how often it logs or saves,
 #: where it runs): not in the label.
 NOT_IN_LABEL = ("log_every", "checkpoint_every", "device", "threads")
-#: The longest folder-name label; a longer one keeps its start and gets a hash of the whole.
+#: The longest folder name (without a sweep's job number); a longer one keeps its start and gets a
+#: hash of the whole.
 SLUG_MAX = 80
 
 
@@ -108,22 +109,40 @@ def label(cfg: dict) -> str:
     return " ".join([encoding(cfg["encoding"]), *overrides(cfg)])
 
 
-def slug(text: str, limit: int = SLUG_MAX) -> str:
+def slug(text: str) -> str:
     """``text`` as a file name: letters, digits and ``._=+-`` (spaces become ``_``, brackets go,
-    others become ``-``: ``rope(scale=4) train_lengths=[1,20]`` → ``rope-scale=4_train_lengths=1-20``),
-    at most ``limit`` characters (a longer one: its start, ``-`` and 8 hex digits of its hash)."""
+    others become ``-``: ``rope(scale=4) train_lengths=[1,20]`` → ``rope-scale=4_train_lengths=1-20``)."""
     name = text.replace(" ", "_").replace("(", "-").replace(")", "").replace("[", "").replace("]", "")
     name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", name)
-    name = re.sub(r"-+", "-", name).strip("-_") or "run"
+    return re.sub(r"-+", "-", name).strip("-_") or "run"
+
+
+def cap(name: str, limit: int = SLUG_MAX) -> str:
+    """``name`` if it has at most ``limit`` characters, else its start, ``-`` and 8 hex digits of
+    its hash (distinct names stay distinct)."""
     if len(name) <= limit:
         return name
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[: limit - 9].rstrip('-_')}-{digest}"
 
 
 def folder_name(cfg: dict) -> str:
-    """``rope-scale=4_copy_encoder_s0``: label, task, model and seed (a sweep puts its job number first)."""
-    return f"{slug(label(cfg))}_{cfg['task']['name']}_{cfg['model']['name']}_s{cfg['seed']}"
+    """``rope-scale=4_copy_encoder_s0_d_model=128``: the encoding part of the label, task, model,
+    seed, then the other options that differ (a sweep's jobs usually share them: they come last,
+    where a name cut short on screen loses them first). A sweep puts its job number in front."""
+    return _name(slug(encoding(cfg["encoding"])), cfg)
+
+
+def twin_name(cfg: dict) -> str:
+    """``s0_copy_encoder_d_model=128``: the name of the no-PE twin of ``cfg`` in a sweep's
+    ``twins/`` folder (its seed first: the twins of a sweep differ in little else)."""
+    return _name(f"s{cfg['seed']}", cfg, seed=False)
+
+
+def _name(head: str, cfg: dict, seed: bool = True) -> str:
+    name = f"{head}_{cfg['task']['name']}_{cfg['model']['name']}" + (f"_s{cfg['seed']}" if seed else "")
+    rest = overrides(cfg)
+    return cap(f"{name}_{slug(' '.join(rest))}" if rest else name)
 
 
 def describe(cfg: dict) -> str:

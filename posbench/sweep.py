@@ -36,7 +36,7 @@ from hydra.core.override_parser.types import IntervalSweep, Override
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf, open_dict, read_write
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from posbench import config
 from posbench.errors import ConfigError, first_line
@@ -49,6 +49,18 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 #: Hydra settings that posbench decides (the run mode, the sweeper, its plan, the working directory);
 #: a search's settings (``hydra.sweeper.n_trials`` with ``hparams_search=lr``) are the user's.
 POSBENCH_SETTINGS = ("hydra.mode", "hydra/sweeper", "hydra.sweeper", "hydra.sweeper.jobs", "hydra.sweeper.skip", "hydra.job.chdir")
+
+
+#: The launchers and sweepers of the ``sweep`` extra, and the plugins they come from.
+SWEEP_EXTRA = {
+    f"hydra/{kind}/{name}": f"{plugin} (pip install 'posbench[sweep]')"
+    for kind, name, plugin in [
+        ("launcher", "joblib", "hydra-joblib-launcher"),
+        ("launcher", "submitit_local", "hydra-submitit-launcher"),
+        ("launcher", "submitit_slurm", "hydra-submitit-launcher"),
+        ("sweeper", "optuna", "hydra-optuna-sweeper"),
+    ]
+}
 
 
 # ---- the plan ----------------------------------------------------------------------------------
@@ -214,6 +226,10 @@ def compose_checked(overrides: list[str]) -> None:
 def _check_job(job: PlannedJob, cfg, run_dir: Path, sweep_jobs: int | None = None) -> None:
     """Fill ``job.run_dir`` and ``job.error`` (None when ``validate`` accepts the job)."""
     job.run_dir = run_dir
+    if "_target_" not in cfg.hydra.launcher:  # posbench's settings for a launcher whose plugin is missing
+        choice = cfg.hydra.runtime.choices.get("hydra/launcher")
+        job.error = f"hydra/launcher={choice} needs {SWEEP_EXTRA.get(f'hydra/launcher/{choice}', 'its Hydra plugin')}"
+        return
     try:
         task_cfg = _resolved(cfg)
         launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
@@ -289,6 +305,8 @@ def compose_job(overrides: list[str]):
     except MissingConfigException as err:
         missing = str(err.missing_cfg_file or "")
         group, _, name = missing.rpartition("/")
+        if f"{group}/{name}" in SWEEP_EXTRA:
+            raise ConfigError(f"{group}={name} needs {SWEEP_EXTRA[f'{group}/{name}']}") from None
         if err.options is not None and group:
             raise ConfigError(f"unknown {group} {name!r}; valid choices: {', '.join(err.options)}") from None
         raise ConfigError(first_line(err)) from None
@@ -296,6 +314,8 @@ def compose_job(overrides: list[str]):
         match = re.match(r"Could not override '([^']+)'", str(err))
         if match:
             key = match.group(1)
+            if key.startswith("hydra.") and not isinstance(err.__cause__, (ConfigKeyError, ConfigAttributeError)):
+                raise ConfigError(f"cannot set {key}: {first_line(err.__cause__ or err)}") from None
             if key.startswith("hydra."):
                 raise ConfigError(f"{key} is not a Hydra setting (posbench train --hydra-help lists them)") from None
             added = [f"+{item}" if item.split("=", 1)[0] == key else item for item in overrides]

@@ -6,10 +6,11 @@ final numbers, one HParams row, accuracy against evaluation length, and where it
   (the scalar dashboard's x axis reads "step": it is the length).
 * **HParams.** Each run writes a session (start and end) whose hparams are its label, encoding,
   task, model, seed and every option of its configuration with its own type (numbers as numbers,
-  lists as text), and whose metrics are ``hparam/acc``, ``hparam/seq_acc``, ``hparam/pe_off_acc``,
-  ``hparam/twin_acc``, ``hparam/len_<L>_acc`` (and ``hparam/bleu``, ``hparam/ppl``). No run writes
-  an experiment-wide summary: TensorBoard then builds the table from every run and marks the
-  hparams whose values differ, which its dashboard ticks first (it ticks five by default).
+  lists as text; written with TensorBoard's own hparams API, which keeps booleans boolean), whose
+  trial ID is the run's folder name (encoding and seed first), and whose metrics are
+  ``final_metrics``. No run writes an experiment-wide summary: TensorBoard then
+  builds the table from every run and marks the hparams whose values differ, which its dashboard
+  ticks first (it ticks five hparams and the first five metrics by default).
 * **The twin appears once.** Its events stay in the twin cache; a single run links them in as
   ``<run dir>/tb/none`` (so ``tensorboard --logdir <run dir>`` shows the run beside its twin), a
   sweep links each distinct twin once as ``<sweep dir>/twins/<twin's folder name>``, and the runs
@@ -21,10 +22,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
 
 from posbench import labels
 
@@ -40,25 +44,40 @@ def log_result(folder: Path, cfg: dict, outcome: dict, step: int, twin: dict | N
         for length, metrics in sorted(outcome["lengths"].items(), key=lambda item: int(item[0])):
             for key, value in metrics.items():
                 writer.add_scalar(f"length/{key}", value, int(length))
-        metrics = final_metrics(outcome, twin)
         file_writer = writer._get_file_writer()
-        _, session_start, session_end = hparams(hparam_values(cfg), metrics)
-        file_writer.add_summary(session_start)
-        file_writer.add_summary(session_end)
-        for tag, value in metrics.items():
+        file_writer.add_summary(hparams_pb(hparam_values(cfg), trial_id=labels.folder_name(cfg)))
+        file_writer.add_summary(session_end())
+        for tag, value in final_metrics(outcome, twin).items():
             writer.add_scalar(tag, value, step)
 
 
+def session_end() -> summary_pb2.Summary:
+    """The end of a run's HParams session, successful (TensorBoard's public protos; its
+    ``summary.session_end_pb`` needs TensorFlow)."""
+    data = plugin_data_pb2.HParamsPluginData(
+        session_end_info=plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time())
+    )
+    summary = summary_pb2.Summary()
+    summary.value.add(
+        tag=metadata.SESSION_END_INFO_TAG, metadata=metadata.create_summary_metadata(data), tensor=metadata.NULL_TENSOR
+    )
+    return summary
+
+
 def final_metrics(outcome: dict, twin: dict | None) -> dict[str, float]:
-    """The HParams metrics: accuracy, exact match, other metrics (bleu, ppl), PE off, the twin's
-    accuracy and the accuracy at every evaluation length."""
+    """The HParams metrics: ``hparam/acc``, ``hparam/acc_pe_off``, ``hparam/acc_twin``,
+    ``hparam/len_<L>_acc`` (lengths zero-padded to one width, so that they sort in numeric order),
+    ``hparam/seq_acc`` and the task's other metrics (bleu, ppl). TensorBoard's HParams table shows
+    the first five metric columns in name order: accuracy, with PE off, the twin's and the two
+    shortest lengths (the periodic test-set scores are ``test/...``, after ``hparam/...``)."""
     metrics = {f"hparam/{key}": value for key, value in outcome["metrics"].items()}
     if outcome.get("pe_off") is not None:
-        metrics["hparam/pe_off_acc"] = outcome["pe_off"]["acc"]
+        metrics["hparam/acc_pe_off"] = outcome["pe_off"]["acc"]
     if twin is not None and twin.get("status") == "ok":
-        metrics["hparam/twin_acc"] = twin["metrics"]["acc"]
-    for length, scores in sorted(outcome["lengths"].items(), key=lambda item: int(item[0])):
-        metrics[f"hparam/len_{length}_acc"] = scores["acc"]
+        metrics["hparam/acc_twin"] = twin["metrics"]["acc"]
+    width = max(len(length) for length in outcome["lengths"])
+    for length, scores in outcome["lengths"].items():
+        metrics[f"hparam/len_{length:0>{width}}_acc"] = scores["acc"]
     return metrics
 
 
@@ -74,7 +93,7 @@ def hparam_values(cfg: dict) -> dict:
             if key == "name" or key in labels.NOT_IN_LABEL:
                 continue
             values[f"{group}.{key}"] = value if isinstance(value, (bool, int, float, str)) else labels.value(value)
-    return values
+    return values  # TensorBoard's types: bool, number (int too: it has no integer type), string
 
 
 def link_twin(events: Path, cfg: dict, run_dir: Path, sweep_dir: Path | None) -> None:
@@ -83,7 +102,7 @@ def link_twin(events: Path, cfg: dict, run_dir: Path, sweep_dir: Path | None) ->
     if not events.is_dir():
         return
     if sweep_dir is not None:
-        link = sweep_dir / "twins" / labels.folder_name(cfg)
+        link = sweep_dir / "twins" / labels.twin_name(cfg)
     else:
         link = run_dir / "tb" / "none"
     target = events.absolute()

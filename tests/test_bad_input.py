@@ -190,6 +190,13 @@ CASES = [
     ("hydra-sweeper-params", ["-m", "hydra.sweeper.params={seed:'0,1'}"], "hydra.sweeper.params is set by posbench train"),
     ("hydra-sweeper-skip", ["-m", "seed=0,1", "hydra.sweeper.skip=[0]"], "hydra.sweeper.skip is set by posbench train"),
     ("sweep-every-job-same-error", ["-m", "seed=0,1", "trainer.lr=inf"], "trainer.lr=inf must be a finite number"),
+    # searches (hparams_search) and launchers
+    ("hparams-search-unknown", ["-m", "hparams_search=bogus"], "unknown hparams_search 'bogus'; valid choices: lr, none"),
+    ("search-range-end", ["-m", "hparams_search=lr", "hydra.sweeper.params={trainer.lr:'interval(0.001,inf)'}"], "trainer.lr=inf must be a finite number"),
+    ("search-choice", ["-m", "hparams_search=lr", "hydra.sweeper.params={trainer.lr:'choice(0.001,-1)'}"], "the search reaches an invalid configuration at trainer.lr=-1: trainer.lr=-1 must be > 0"),
+    ("search-dotted-key", ["-m", "hparams_search=lr", "+hydra.sweeper.params.model.heads='choice(4,5)'"], "Error merging override +hydra.sweeper.params.model.heads"),
+    ("launcher-unknown", ["-m", "seed=0,1", "hydra/launcher=nope"], "unknown hydra/launcher 'nope'"),
+    ("joblib-bad-n-jobs", ["-m", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=many"], "n_jobs"),
     # encodings, models and tasks that do not fit together
     ("xpos-in-encoder", ["encoding=xpos"], "encoding=xpos is defined only for causal attention"),
     ("cope-in-encoder", ["encoding=cope"], "encoding=cope is defined only for causal attention"),

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from conftest import TINY
+from posbench import cli
 from posbench.encodings import ENCODINGS
 from posbench.models import MODELS
 from posbench.tasks import TASKS
@@ -95,3 +96,10 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path):
     script = f"'{sys.executable}' -m posbench list | true; echo status=${{PIPESTATUS[0]}}"
     out = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "status=0" in out.stdout and "Traceback" not in out.stderr, out.stderr
+
+
+def test_report_of_a_folder_without_results_is_one_line(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"posbench: error: no results.json under {tmp_path}"]
+    assert cli.main(["report", str(tmp_path / "missing"), "--metric", "acc"]) == 2
+    assert cli.main(["report"]) == 2

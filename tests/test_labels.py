@@ -43,13 +43,13 @@ def test_a_name_two_sections_share_is_qualified():
     assert labels.overrides(cfg) == ["model.eval_seed=3", "task.eval_seed=7"]
 
 
-def test_slug_is_a_plain_file_name_and_long_ones_keep_their_start_and_a_hash():
+def test_slug_is_a_plain_file_name_and_long_names_keep_their_start_and_a_hash():
     assert labels.slug("rope(scale=4) train_lengths=[1,20]") == "rope-scale=4_train_lengths=1-20"
     assert labels.slug("combo(rope(base=500)+alibi)") == "combo-rope-base=500+alibi"
     assert labels.slug("a/b\\c:d*e") == "a-b-c-d-e"
-    long_a, long_b = "rope " + "d_model=128 " * 20 + "lr=0.1", "rope " + "d_model=128 " * 20 + "lr=0.2"
-    assert len(labels.slug(long_a)) == labels.SLUG_MAX and labels.slug(long_a) != labels.slug(long_b)
-    assert labels.slug(long_a).startswith("rope_d_model=128_d_model=128")
+    long_a, long_b = "rope_" + "d_model=128_" * 20 + "lr=0.1", "rope_" + "d_model=128_" * 20 + "lr=0.2"
+    assert len(labels.cap(long_a)) == labels.SLUG_MAX and labels.cap(long_a) != labels.cap(long_b)
+    assert labels.cap(long_a).startswith("rope_d_model=128_d_model=128") and labels.cap("short") == "short"
 
 
 def test_folder_names_differ_for_every_distinct_configuration(tmp_path):
@@ -57,5 +57,8 @@ def test_folder_names_differ_for_every_distinct_configuration(tmp_path):
     names = {labels.folder_name(config.normalise(compose(v, tmp_path))) for v in variants}
     assert names == {
         "rope_copy_encoder_s0", "rope-scale=2_copy_encoder_s0", "rope-scale=4_copy_encoder_s0",
-        "rope_d_model=128_copy_encoder_s0", "rope_copy_encoder_s1",
+        "rope_copy_encoder_s0_d_model=128", "rope_copy_encoder_s1",
     }
+    # the twins of a sweep: the seed first
+    twin = config.no_pe_config(config.normalise(compose(["seed=3", "model.d_model=128"], tmp_path)))
+    assert labels.twin_name(twin) == "s3_copy_encoder_d_model=128"

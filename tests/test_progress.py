@@ -17,7 +17,10 @@ from posbench.training.evaluate import evaluate, score
 from posbench.training.progress import Progress, clock
 from posbench.validation import validate
 
-STEP_LINE = r"job 1/2 rope: step (\d+)/12  loss \d+\.\d{3}  acc \d\.\d{3}  [\d.]+ steps/s  (ETA \d+:\d\d|done in \d+:\d\d)"
+STEP_LINE = (
+    r"job 1/2 rope: step (\d+)/12  loss \d+\.\d{3}  batch_acc \d\.\d{3}(  test_acc \d\.\d{3})?  [\d.]+ steps/s  "
+    r"(ETA \d+:\d\d|done in \d+:\d\d)"
+)
 
 
 class FakeClock:
@@ -86,7 +89,7 @@ def test_a_short_run_logs_only_its_start_and_end_at_the_default_interval(trained
         trained()
     start, end = lines(caplog)  # no evaluation line either
     assert start == "rope: step 0/12"
-    assert re.fullmatch(r"rope: step 12/12  loss \d\.\d{3}  acc \d\.\d{3}  [\d.]+ steps/s  done in 0:\d\d", end)
+    assert re.fullmatch(r"rope: step 12/12  loss \d\.\d{3}  batch_acc \d\.\d{3}  test_acc \d\.\d{3}  [\d.]+ steps/s  done in 0:\d\d", end)
 
 
 def test_desc_defaults_to_the_label_and_divergence_still_names_the_label(trained, off_terminal, monkeypatch, caplog):

@@ -144,6 +144,15 @@ def test_auto_threads_follow_the_cpus_and_the_launcher(monkeypatch):
     assert hardware.resolve_threads("auto", {**local, "cpus_per_task": 5}) == 5
 
 
+def test_parallel_jobs_spread_over_the_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [str(hardware.resolve_device("auto", slot)) for slot in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert str(hardware.resolve_device("auto")) == "cuda"  # one job at a time: CUDA's current device
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert str(hardware.resolve_device("auto", 3)) == "cuda"
+
+
 def test_usable_cpus_honour_slurm_and_the_affinity_mask(monkeypatch):
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
     assert hardware.usable_cpus() == 3

@@ -43,6 +43,7 @@ def test_a_multirun_on_each_launcher_ends_with_one_report(tmp_path, monkeypatch,
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     out = posbench(tmp_path, "-m", f"hydra/launcher={launcher}", "encoding=none,rope", "seed=0,1", *TINY)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "Warning" not in out.stderr, out.stderr  # e.g. Hydra's on the launchers' schema matching
     sweep_dir = the_sweep(tmp_path)
     found = jobs(sweep_dir)
     assert sorted(name.split("_")[0] + "_" + name.split("_")[1] for name in found) == ["0_none", "1_none", "2_rope", "3_rope"]
@@ -105,4 +106,22 @@ def test_a_search_is_checked_at_the_ends_of_its_range_before_it_starts(tmp_path)
     out = posbench(tmp_path, "-m", "hparams_search=lr", "hydra.sweeper.params={trainer.lr:'interval(-1,0.1)'}", *TINY)
     assert out.returncode == 2
     assert "trainer.lr=-1" in out.stderr and "must be > 0" in out.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["-m", "hydra/launcher=joblib", "seed=0,1"], "hydra/launcher=joblib needs hydra-joblib-launcher (pip install 'posbench[sweep]')"),
+        (["-m", "hparams_search=lr"], "hydra/sweeper=optuna needs hydra-optuna-sweeper (pip install 'posbench[sweep]')"),
+    ],
+)
+def test_a_launcher_or_search_without_its_plugin_names_the_extra(tmp_path, args, expected):
+    """posbench without the `sweep` extra (its plugins hidden from Hydra's plugin scan)."""
+    hide = "import sys; sys.modules.update(dict.fromkeys(['hydra_plugins.hydra_joblib_launcher', 'hydra_plugins.hydra_optuna_sweeper']))"
+    out = subprocess.run(
+        [sys.executable, "-c", f"{hide}; from posbench import cli; sys.exit(cli.main(sys.argv[1:]))", "train", *args, *TINY],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 2 and out.stderr.splitlines() == [f"posbench: error: {expected}"], out.stderr
     assert not (tmp_path / "outputs").exists()

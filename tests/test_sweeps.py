@@ -116,7 +116,9 @@ def test_options_the_default_encoding_lacks_can_be_swept_over(tmp_path, monkeypa
     planned = sweep.plan(["encoding=learned,learned_scaled", "encoding.max_len=512", *TINY], multirun=True)
     assert [job.error for job in planned.jobs] == [None, None]
     # each folder is named by the job's own label, its options included
-    assert [job.run_dir.name.split("_d_model")[0] for job in planned.jobs] == ["0_learned-max_len=512", "1_learned_scaled-max_len=512"]
+    assert [job.run_dir.name.split("_d_model")[0] for job in planned.jobs] == [
+        "0_learned-max_len=512_copy_encoder_s0", "1_learned_scaled-max_len=512_copy_encoder_s0",
+    ]
     assert not list(tmp_path.iterdir())  # planning writes nothing
 
 

@@ -155,10 +155,13 @@ def _by_length(lengths) -> bool:
 
 def _add_jobs(found: Collection, path: Path, data) -> str | None:
     jobs = data.get("jobs") if isinstance(data, dict) else None
-    if not isinstance(jobs, list) or not all(isinstance(job, dict) and job.get("run_dir") for job in jobs):
+    # a job skipped as invalid may have no folder (its configuration did not compose)
+    if not isinstance(jobs, list) or not all(
+        isinstance(job, dict) and (job.get("run_dir") or job.get("state") == "skipped") for job in jobs
+    ):
         return "no list of jobs with run_dir"
     for entry in jobs:
-        run_dir = path.parent / str(entry["run_dir"])
+        run_dir = path.parent / str(entry["run_dir"] or "")
         where = Path(os.path.relpath(run_dir, found.folder))
-        found.jobs.append(Job(where, entry, (run_dir / "results.json").is_file()))
+        found.jobs.append(Job(where, entry, entry["run_dir"] is not None and (run_dir / "results.json").is_file()))
     return None

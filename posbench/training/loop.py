@@ -169,12 +169,14 @@ def fit(
                 writer.add_scalar("train/loss", loss.item(), done)
                 writer.add_scalar("train/acc", acc, done)
                 writer.add_scalar("train/lr", schedule.get_last_lr()[0], done)
-                shown = {"loss": f"{loss.item():.3f}", "acc": f"{acc:.3f}"}
+                shown = {"loss": f"{loss.item():.3f}", "batch_acc": f"{acc:.3f}"}
             bar.update(**shown)
             if done % cfg.eval_every == 0 or done == cfg.max_steps:
                 # a quick evaluation shows a passing bar on a terminal and no line elsewhere
-                for key, value in score(model, test_set, task, progress=f"{desc}: evaluating at step {done}").items():
-                    writer.add_scalar(f"eval/{key}", value, done)
+                scores = score(model, test_set, task, progress=f"{desc}: evaluating at step {done}")
+                for key, value in scores.items():
+                    writer.add_scalar(f"test/{key}", value, done)
+                bar.update(0, test_acc=f"{scores['acc']:.3f}")  # shown from the next line on
             signum = interrupt.pending()
             if done % cfg.checkpoint_every == 0 or done == cfg.max_steps or signum is not None:
                 save(done)

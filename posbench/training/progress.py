@@ -83,7 +83,7 @@ class Progress:
             self.bar.update(n)
             return
         now = monotonic()
-        if now - self.last_time >= EVERY_SECONDS:
+        if n and now - self.last_time >= EVERY_SECONDS:  # n = 0: only the postfix changed
             self._log(self.line(now))
             self.last_time, self.last_n = now, self.n
 

@@ -7,13 +7,13 @@ def _folder(*, _root_) -> str:
     """``${posbench.folder:}`` in ``configs/train.yaml``: a run's folder name from its composed
     configuration (``posbench.labels.folder_name``). Registered on import, so that every process
     that resolves Hydra's folders (launcher workers too) has it; the work is imported when used."""
-    from omegaconf import OmegaConf
-
-    from posbench.config import normalise
+    from posbench.config import GROUPS, normalise
     from posbench.labels import folder_name
+    from posbench.sweep import own_config
 
-    own = OmegaConf.masked_copy(_root_, [key for key in _root_ if key != "hydra"])
-    return folder_name(normalise(OmegaConf.to_container(own, resolve=True)))
+    if not all(group in _root_ for group in GROUPS):  # `--cfg hydra --resolve` shows Hydra's node alone
+        return "<label>_<task>_<model>_s<seed>"
+    return folder_name(normalise(own_config(_root_)))
 
 
 def _register() -> None:

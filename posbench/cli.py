@@ -82,7 +82,8 @@ def train(argv: list[str]) -> int:
     if len(bad) == len(planned.jobs) and len({job.error for job in bad}) == 1:  # not about the swept values
         raise ConfigError(bad[0].error)
     if bad and planned.search:  # a search cannot skip what it may choose
-        raise ConfigError(f"the search reaches an invalid configuration at {' '.join(bad[0].swept)}: {bad[0].error}")
+        where = f"at {' '.join(bad[0].swept)}" if bad[0].swept else "in its fixed settings"
+        raise ConfigError(f"the search reaches an invalid configuration {where}: {bad[0].error}")
     if bad and (not planned.skip_invalid or len(bad) == len(planned.jobs)):
         verb = "is" if len(bad) == 1 else "are"
         hint = "" if len(bad) == len(planned.jobs) else " (sweep.skip_invalid=true runs the others)"
@@ -115,6 +116,8 @@ def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
     from omegaconf import DictConfig, OmegaConf
 
     from posbench.experiment import run
+    from posbench.sweep import concurrency
+    from posbench.validation import Slot
     from posbench.report import one_line, summary
     from posbench.training import interrupt
 
@@ -126,12 +129,12 @@ def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
         run_dir = Path(hydra_cfg.runtime.output_dir).absolute()
         multirun = hydra_cfg.mode.name == "MULTIRUN"
         launcher = OmegaConf.to_container(hydra_cfg.launcher, resolve=True)
-        # the jobs of the sweep (posbench's sweeper), or the trials of a search (Optuna's n_trials)
-        sweep_jobs = (hydra_cfg.sweeper.get("jobs") or hydra_cfg.sweeper.get("n_trials")) if multirun else None
-        sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
+        slot = None
+        if multirun:  # the jobs of the sweep (posbench's sweeper), or the trials of a search (Optuna's n_trials)
+            jobs = hydra_cfg.sweeper.get("jobs") or hydra_cfg.sweeper.get("n_trials")
+            slot = Slot(hydra_cfg.job.num, Path(hydra_cfg.sweep.dir).absolute(), jobs, concurrency(hydra_cfg.sweeper, jobs))
         try:
-            number = hydra_cfg.job.num if multirun else None
-            results = run(OmegaConf.to_container(cfg, resolve=True), run_dir, launcher, sweep_jobs, sweep_dir, number)
+            results = run(OmegaConf.to_container(cfg, resolve=True), run_dir, launcher, slot)
         except ConfigError as err:  # checked before Hydra started; possible on another machine (a cluster job)
             if multirun:
                 log.error(f"posbench: error: {err}")
@@ -149,7 +152,7 @@ def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
             )
             return 0.0
         if multirun:  # the sweep ends with one report of every job
-            log.info(f"posbench: job {hydra_cfg.job.num + 1}/{sweep_jobs or '?'} {one_line(results)}; {run_dir / 'results.json'}")
+            log.info(f"posbench: job {slot.number + 1}/{slot.jobs or '?'} {one_line(results)}; {run_dir / 'results.json'}")
         else:
             log.info(summary(results, run_dir))
         return results["metrics"]["acc"]
@@ -188,15 +191,17 @@ def sweep_summary(planned) -> int:
     lines = []
     jobs = planned.jobs
     if planned.search:  # the jobs a search ran: the run folders it made
-        folders = sorted(path.parent for path in planned.sweep_dir.glob("*/.hydra"))
-        jobs = [PlannedJob(n, [folder.name], run_dir=folder) for n, folder in enumerate(folders)]
+        folders = [path.parent for path in planned.sweep_dir.glob("*/.hydra")]
+        numbers = {folder: int(folder.name.split("_")[0]) for folder in folders if folder.name.split("_")[0].isdigit()}
+        jobs = [PlannedJob(numbers[folder], [folder.name], run_dir=folder) for folder in sorted(numbers, key=numbers.get)]
     for job in jobs:
         if job.error is not None:
             counts["skipped"] += 1
             lines.append(f"  skipped {job.describe()}: {job.error}")
             continue
         status, detail = outcome(job)
-        counts["reused" if job.reused else status] += 1
+        key = "reused" if job.reused else status
+        counts[key] = counts.get(key, 0) + 1
         if status != "ok":
             lines.append(f"  {status} {job.describe()}: {detail}")
     totals = ", ".join(f"{n} {status}" for status, n in counts.items() if n)

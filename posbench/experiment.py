@@ -29,7 +29,7 @@ from posbench.training.evaluate import evaluate, score
 from posbench.training.files import write_json
 from posbench.training.loop import Diverged, fit
 from posbench.training.twin import twin_outcome
-from posbench.validation import Job, validate
+from posbench.validation import Job, Slot, validate
 
 
 def train_and_evaluate(cfg: dict, task: Task, device: torch.device, out_dir: Path, meaning: dict, desc: str) -> dict:
@@ -81,27 +81,25 @@ def no_pe_twin(job: Job, desc: str, sweep_dir: Path | None = None) -> dict:
     return outcome
 
 
-def run(
-    cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs: int | None = None,
-    sweep_dir: Path | None = None, number: int | None = None,
-) -> dict:
+def run(cfg: dict, run_dir: Path, launcher: dict | None = None, slot: Slot | None = None) -> dict:
     """The ``posbench train`` job: returns (and atomically writes) the ``results.json`` content.
 
-    ``cfg`` is validated first (``ConfigError``, nothing written; ``launcher`` and ``sweep_jobs``
-    decide ``trainer.threads=auto``, see ``posbench.hardware``; ``sweep_dir`` and ``number``: the
-    sweep the run belongs to, where its twin's TensorBoard events are linked, and its job number).
+    ``cfg`` is validated first (``ConfigError``, nothing written; ``launcher`` and ``slot``, where
+    the job sits in its sweep, decide ``trainer.threads=auto``, see ``posbench.hardware``; the
+    twin's TensorBoard events are linked into the sweep's folder).
     A run with ``encoding=none`` *is* a twin: it goes through the same cache, so a sweep that
     contains ``none`` never trains the same no-PE model twice. A run whose training diverges is a result (``status: diverged``);
     any other error after validation writes ``status: failed`` and is raised again.
     """
     started = time.time()
-    job = validate(cfg, run_dir, launcher, sweep_jobs, number)
+    job = validate(cfg, run_dir, launcher, slot)
     torch.set_num_threads(job.threads)
     twin_dir = None
     try:
         job.task.save(run_dir)
         nope = None
-        desc = label(job.cfg) if number is None else f"job {number + 1}/{sweep_jobs or '?'} {label(job.cfg)}"
+        desc = label(job.cfg) if slot is None else f"job {slot.number + 1}/{slot.jobs or '?'} {label(job.cfg)}"
+        sweep_dir = None if slot is None else slot.folder
         if is_pe_free(job.cfg):
             outcome, twin_dir = no_pe_twin(job, desc, sweep_dir), job.twin_dir
         else:

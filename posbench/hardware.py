@@ -33,25 +33,37 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def launcher_parallelism(launcher: dict | None, sweep_jobs: int | None = None) -> int:
+def launcher_parallelism(launcher: dict | None, at_once: int | None = None) -> int:
     """How many jobs the Hydra launcher runs at once on this machine: 1 for the default, sequential
     launcher; joblib's ``n_jobs`` (negative: CPUs + 1 + n_jobs, as joblib counts); submitit's
-    local launcher starts every job of the sweep at once. Never more than the sweep's ``sweep_jobs``. Slurm jobs get CPUs of their own (``SLURM_CPUS_PER_TASK``)."""
+    local launcher starts every job it is handed at once. Never more than ``at_once``, the jobs the
+    sweeper hands the launcher at once (``posbench.sweep.concurrency``). Slurm jobs get CPUs of their own (``SLURM_CPUS_PER_TASK``)."""
     target = str((launcher or {}).get("_target_", ""))
     cpus = usable_cpus()
     if target.endswith("JoblibLauncher"):
         n_jobs = launcher.get("n_jobs")
         parallel = cpus if n_jobs is None else (cpus + 1 + int(n_jobs) if int(n_jobs) < 0 else int(n_jobs))
     elif target.endswith("LocalLauncher"):  # hydra-submitit-launcher's submitit_local: a batch at once
-        parallel = sweep_jobs or 1
+        parallel = at_once or 1
     else:
         parallel = 1
-    if sweep_jobs is not None:
-        parallel = min(parallel, sweep_jobs)
+    if at_once is not None:
+        parallel = min(parallel, at_once)
     return max(1, min(parallel, cpus))
 
 
-def resolve_threads(threads: int | str, launcher: dict | None = None, sweep_jobs: int | None = None) -> int:
+def remote_device(launcher: dict | None) -> str | None:
+    """The device type the jobs of a launcher that runs them on other machines get there (Slurm:
+    ``cuda`` when it asks for GPUs, else ``cpu``), or None when jobs run on this machine. A sweep
+    is planned (and resumed) on a login node that may have no GPU: with ``trainer.device=auto`` its
+    jobs are checked, and fingerprinted, as they will run."""
+    launcher = launcher or {}
+    if not str(launcher.get("_target_", "")).endswith("SlurmLauncher"):
+        return None
+    return "cuda" if launcher.get("gpus_per_node") or launcher.get("gpus_per_task") else "cpu"
+
+
+def resolve_threads(threads: int | str, launcher: dict | None = None, at_once: int | None = None) -> int:
     """``trainer.threads``: a number, or ``auto`` = usable CPUs // jobs the launcher runs at once
     (at least 1). submitit's ``cpus_per_task``, when set, is what each job is given."""
     if threads != "auto":
@@ -59,7 +71,7 @@ def resolve_threads(threads: int | str, launcher: dict | None = None, sweep_jobs
     per_task = (launcher or {}).get("cpus_per_task")
     if per_task:
         return int(per_task)
-    return max(1, usable_cpus() // launcher_parallelism(launcher, sweep_jobs))
+    return max(1, usable_cpus() // launcher_parallelism(launcher, at_once))
 
 
 def resolve_device(name: str, slot: int | None = None) -> torch.device:

@@ -11,7 +11,7 @@ of the config group choices it was composed from (``configs/<group>/<choice>.yam
 
 Options that cannot change what is learned (where and how often progress is logged or saved, the
 device and thread settings, recorded in results.json) are left out. Task, model and seed are not
-part of the label: they are shown beside it (``RunName``), and a report groups by them.
+part of the label: they are shown beside it (``describe``, folder names), and a report groups by them.
 
 The same label names a run everywhere: its folder (``folder_name``: sanitised, capped with a short
 hash), the printed table, TensorBoard run names and HParams rows, results.json and ``posbench
@@ -67,6 +67,8 @@ def value(item) -> str:
         return f"{item:g}"
     if isinstance(item, (list, tuple)):
         return "[" + ",".join(value(part) for part in item) + "]"
+    if isinstance(item, dict):
+        return "{" + ",".join(f"{key}:{value(part)}" for key, part in item.items()) + "}"
     if item is None:
         return "null"
     return str(item)

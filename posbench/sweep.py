@@ -43,7 +43,7 @@ from posbench.errors import ConfigError, first_line
 from posbench.labels import label
 from posbench.schema import check_section
 from posbench.training.files import write_json
-from posbench.validation import Job, check_folder, validate
+from posbench.validation import Job, Slot, check_folder, validate
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 #: Hydra settings that posbench decides (the run mode, the sweeper, its plan, the working directory);
@@ -118,6 +118,8 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
                 )
             job = PlannedJob(0, list(overrides))
             cfg = compose_job(job.overrides)
+            if _is_search(cfg):
+                raise ConfigError("hparams_search runs a search of several jobs: add -m")
             _check_job(job, cfg, _resolve_path(cfg, "hydra.run.dir").absolute())
             if job.error is not None:
                 raise ConfigError(job.error)
@@ -125,7 +127,7 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
 
         fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
         base = compose_job(fixed)
-        if not str(OmegaConf.select(base, "hydra.sweeper._target_", default="")).endswith(".PosbenchSweeper"):
+        if _is_search(base):
             return _plan_search(parsed, fixed, base)
         _refuse_sweeper_settings(parsed)
         job_overrides = BasicSweeper.split_arguments(parsed, None)[0]
@@ -147,20 +149,11 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
         if not composed:
             return Plan(True, jobs)
         first = composed[min(composed)]  # the sweep's own settings do not depend on the swept values
-        sweep_dir = _resolve_path(first, "hydra.sweep.dir", check_config=False).absolute()
-        check_folder("hydra.sweep.dir", sweep_dir)
-        skip_invalid = check_section("sweep", config.SweepOptions, _resolved(first).get("sweep", {}))["skip_invalid"]
+        sweep_dir = _sweep_dir(first)
+        skip_invalid = check_section("sweep", config.SweepOptions, own_config(first).get("sweep", {}))["skip_invalid"]
+        at_once = concurrency(first.hydra.sweeper, len(jobs))
         for number, cfg in composed.items():
-            job = jobs[number]
-            try:
-                with read_write(cfg.hydra), open_dict(cfg.hydra):
-                    cfg.hydra.sweep.dir = str(sweep_dir)
-                    cfg.hydra.job.num = number
-                run_dir = sweep_dir / _resolve_path(cfg, "hydra.sweep.subdir")
-            except ConfigError as err:
-                job.error = str(err)
-                continue
-            _check_job(job, cfg, run_dir, len(jobs))
+            _check_sweep_job(jobs[number], cfg, sweep_dir, number, at_once)
         skip = [job.number for job in jobs if job.error is not None or job.reused]
         pinned = [f"hydra.sweep.dir={hydra_string(sweep_dir)}", f"hydra.sweeper.jobs={len(jobs)}"]
         if skip:
@@ -183,8 +176,8 @@ def _refuse_sweeper_settings(parsed: list[Override]) -> None:
 def _plan_search(parsed: list[Override], fixed: list[str], base) -> Plan:
     """The plan of a search (``hparams_search=...``: a sweeper that chooses the values as it goes,
     e.g. Optuna): its jobs are not known in advance, so the configurations it can reach are checked
-    at the ends of what it searches: the base configuration, and each searched key at the ends of
-    its interval or range and at each of its choices (one key at a time)."""
+    where it can: the fixed settings, and each searched key at the ends of its interval and at each
+    value of its choices and ranges (one key at a time)."""
     space = [o.input_line for o in parsed if o.is_sweep_override()]
     params = OmegaConf.select(base, "hydra.sweeper.params", default=None) or {}
     space += [f"{key}={value}" for key, value in OmegaConf.to_container(params).items()]
@@ -200,47 +193,81 @@ def _plan_search(parsed: list[Override], fixed: list[str], base) -> Plan:
         for value in values:
             setting = f"{override.get_key_element()}={value}"
             jobs.append(PlannedJob(len(jobs), [*fixed, setting], [setting]))
-    sweep_dir = _resolve_path(base, "hydra.sweep.dir", check_config=False).absolute()
-    check_folder("hydra.sweep.dir", sweep_dir)
+    sweep_dir = _sweep_dir(base)
+    at_once = concurrency(base.hydra.sweeper, None)
     for job in jobs:
         try:
             cfg = compose_job(job.overrides)
-            with read_write(cfg.hydra), open_dict(cfg.hydra):
-                cfg.hydra.sweep.dir = str(sweep_dir)
-                cfg.hydra.job.num = 0
-            run_dir = sweep_dir / _resolve_path(cfg, "hydra.sweep.subdir")
         except ConfigError as err:
             job.error = str(err)
             continue
-        _check_job(job, cfg, run_dir)
+        _check_sweep_job(job, cfg, sweep_dir, 0, at_once)
     return Plan(True, jobs, sweep_dir=sweep_dir, pinned=[f"hydra.sweep.dir={hydra_string(sweep_dir)}"], search=True)
 
 
+def _is_search(cfg) -> bool:
+    """Whether the composed command runs a search (``hparams_search=...``), not posbench's sweeper."""
+    return not str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".PosbenchSweeper")
+
+
+def concurrency(sweeper, jobs: int | None) -> int | None:
+    """How many jobs the sweeper hands the launcher at once (what ``trainer.threads=auto`` divides
+    the CPUs by, at most): a sweep's ``jobs``, at most ``max_batch_size``; a search's ``n_jobs``
+    (Optuna's trials per batch). None: not known (as many as the launcher runs)."""
+    if "n_jobs" in sweeper:
+        return sweeper.n_jobs
+    batch = sweeper.get("max_batch_size")
+    return min(jobs, batch) if jobs is not None and batch not in (None, -1) else jobs
+
+
+def _sweep_dir(cfg) -> Path:
+    """The sweep folder of a composed multirun, resolved once and checked."""
+    sweep_dir = _resolve_path(cfg, "hydra.sweep.dir", check_config=False).absolute()
+    check_folder("hydra.sweep.dir", sweep_dir)
+    return sweep_dir
+
+
+def _check_sweep_job(job: PlannedJob, cfg, sweep_dir: Path, number: int, at_once: int | None) -> None:
+    """``_check_job`` for job ``number`` of a sweep in ``sweep_dir``, with the sweep's folders pinned."""
+    try:
+        with read_write(cfg.hydra), open_dict(cfg.hydra):
+            cfg.hydra.sweep.dir = str(sweep_dir)
+            cfg.hydra.job.num = number
+        run_dir = sweep_dir / _resolve_path(cfg, "hydra.sweep.subdir")
+    except ConfigError as err:
+        job.error = str(err)
+        return
+    _check_job(job, cfg, run_dir, Slot(number, sweep_dir, at_once=at_once))
+
+
 def compose_checked(overrides: list[str]) -> None:
-    """Compose the command's configuration (its swept keys at their defaults) to refuse, in one
-    line, what Hydra could not compose: used before Hydra prints help or the configuration."""
+    """Compose and check the command's configuration (its swept keys at their defaults) to refuse,
+    in one line, what Hydra could not compose or resolve: used before Hydra prints help or the
+    configuration (``--cfg ... --resolve`` resolves the folders, which need a valid configuration)."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name="posbench"):
-        compose_job([o.input_line for o in parse(overrides) if not o.is_sweep_override()])
+        cfg = compose_job([o.input_line for o in parse(overrides) if not o.is_sweep_override()])
+        config.normalise(own_config(cfg))
 
 
-def _check_job(job: PlannedJob, cfg, run_dir: Path, sweep_jobs: int | None = None) -> None:
-    """Fill ``job.run_dir`` and ``job.error`` (None when ``validate`` accepts the job)."""
+def _check_job(job: PlannedJob, cfg, run_dir: Path, slot: Slot | None = None) -> None:
+    """Fill ``job.run_dir`` and ``job.error`` (None when ``validate`` accepts the job in ``slot``
+    of its sweep)."""
     job.run_dir = run_dir
     if "_target_" not in cfg.hydra.launcher:  # posbench's settings for a launcher whose plugin is missing
         choice = cfg.hydra.runtime.choices.get("hydra/launcher")
         job.error = f"hydra/launcher={choice} needs {SWEEP_EXTRA.get(f'hydra/launcher/{choice}', 'its Hydra plugin')}"
         return
     try:
-        task_cfg = _resolved(cfg)
+        task_cfg = own_config(cfg)
         launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-        valid = validate(task_cfg, run_dir, launcher, sweep_jobs, None if sweep_jobs is None else job.number)
+        valid = validate(task_cfg, run_dir, launcher, slot)
     except ConfigError as err:
         job.error = str(err)
         return
     job.identity = {
         "label": label(valid.cfg), **{key: valid.cfg[key]["name"] for key in ("task", "model")}, "seed": valid.cfg["seed"],
     }
-    job.reused = sweep_jobs is not None and finished(valid)
+    job.reused = slot is not None and finished(valid)
 
 
 def finished(job: Job) -> bool:
@@ -325,7 +352,7 @@ def compose_job(overrides: list[str]):
         raise ConfigError(first_line(err)) from None
 
 
-def _resolved(cfg) -> dict:
+def own_config(cfg) -> dict:
     """The job's own configuration (without ``hydra``), every interpolation resolved."""
     own = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     try:
@@ -340,7 +367,7 @@ def _resolve_path(cfg, key: str, check_config: bool = True) -> Path:
     subfolder to its sweep folder). ``check_config``: report a missing or invalid key of the
     configuration as such first, not as a failure to resolve the folder."""
     if check_config:
-        config.normalise(_resolved(cfg))
+        config.normalise(own_config(cfg))
     try:
         value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
     except OmegaConfBaseException as err:

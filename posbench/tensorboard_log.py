@@ -106,16 +106,15 @@ def link_twin(events: Path, cfg: dict, run_dir: Path, sweep_dir: Path | None) ->
     else:
         link = run_dir / "tb" / "none"
     target = events.absolute()
-    if link.is_symlink() and Path(os.readlink(link)) == target:
-        return
     link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.exists():  # another twin under the same name: keep both
-        link = link.with_name(f"{link.name}-{events.parent.parent.name[:8]}")
-        if link.is_symlink() or link.exists():
+    # another twin under the same name (e.g. another thread count) gets the name with its cache key
+    for name in (link, link.with_name(f"{link.name}-{events.parent.parent.name[:8]}")):
+        try:
+            name.symlink_to(target, target_is_directory=True)
             return
-    try:
-        link.symlink_to(target, target_is_directory=True)
-    except FileExistsError:  # another job of the sweep linked it at the same moment
-        pass
-    except OSError as err:  # a file system without symbolic links
-        log.warning(f"cannot link the no-PE twin's TensorBoard events into {link.parent} ({err.strerror}); they are in {target}")
+        except FileExistsError:  # linked before, or by another job of the sweep at the same moment
+            if name.is_symlink() and Path(os.readlink(name)) == target:
+                return
+        except OSError as err:  # a file system without symbolic links
+            log.warning(f"cannot link the no-PE twin's TensorBoard events into {name.parent} ({err.strerror}); they are in {target}")
+            return

@@ -24,6 +24,7 @@ from posbench.errors import ConfigError, first_line
 from posbench.hardware import (
     launcher_parallelism,
     memory_bytes,
+    remote_device,
     resolve_device,
     resolve_threads,
 )
@@ -42,6 +43,21 @@ ACTIVATIONS_PER_TOKEN = 10
 EXPLICIT_ATTENTION_BYTES = 8
 #: Sequences scored at once (``posbench.training.evaluate.score``).
 EVAL_BATCH = 512
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a job sits in its multirun."""
+
+    #: Its job number (from 0).
+    number: int
+    #: The sweep folder.
+    folder: Path
+    #: The jobs of the sweep (a search: its trials), for ``job k/N``; None if not known.
+    jobs: int | None = None
+    #: The jobs the sweeper hands the launcher at once (``posbench.sweep.concurrency``): with the
+    #: launcher's own limit, what ``trainer.threads=auto`` divides the CPUs by.
+    at_once: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,21 +84,21 @@ class Job:
         return Path(self.cfg["twin_cache"]) / config.fingerprint({**self.twin_semantic, "cache_format": CACHE_FORMAT})[:16]
 
 
-def validate(
-    cfg: dict, run_dir: Path, launcher: dict | None = None, sweep_jobs: int | None = None, number: int | None = None
-) -> Job:
+def validate(cfg: dict, run_dir: Path, launcher: dict | None = None, slot: Slot | None = None) -> Job:
     """Check ``cfg`` for a run in ``run_dir``; ``launcher`` (Hydra's launcher settings) and
-    ``sweep_jobs`` (the number of jobs of its sweep) decide what ``trainer.threads=auto`` means,
-    and with ``number`` (the job's number in the sweep) which GPU ``trainer.device=auto`` takes.
+    ``slot`` (where the job sits in its sweep) decide what ``trainer.threads=auto`` means and
+    which GPU ``trainer.device=auto`` takes.
     Raises ``ConfigError`` with one line for the first problem; the cheap checks come first, the
     task (which may load a dataset) after them."""
     cfg = config.normalise(cfg)
-    parallel = number is not None and launcher_parallelism(launcher, sweep_jobs) > 1
-    device = resolve_device(cfg["trainer"]["device"], number if parallel else None)
-    threads = resolve_threads(cfg["trainer"]["threads"], launcher, sweep_jobs)
+    at_once = None if slot is None else slot.at_once
+    gpu_slot = slot.number if slot is not None and launcher_parallelism(launcher, at_once) > 1 else None
+    elsewhere = remote_device(launcher) if cfg["trainer"]["device"] == "auto" else None
+    device = torch.device(elsewhere) if elsewhere else resolve_device(cfg["trainer"]["device"], gpu_slot)
+    threads = resolve_threads(cfg["trainer"]["threads"], launcher, at_once)
     check_folder("hydra.run.dir", run_dir)
     check_folder("twin_cache", Path(cfg["twin_cache"]))
-    available = memory_bytes(device)
+    available = None if elsewhere else memory_bytes(device)  # another machine's memory is not known here
     task = config.build_task(cfg)
     check_memory(cfg, task, rough_parameters(cfg, task), False, device, available)
     try:

@@ -220,3 +220,12 @@ def test_a_single_run_folder_and_a_file_without_label(tmp_path):
     text = write_report(tmp_path, plots=False)
     assert "1 run (1 ok) over 1 seed" in text and "| task | alibi | no-PE twin |" in text
     assert "| copy | 0.500 (n=1) | 0.250 (n=1) | 0.062 | 0.300 |" in text
+
+
+def test_pe_off_of_a_model_without_encoding_is_its_own_number_unless_it_has_one_elsewhere():
+    from posbench.reporting.metric import Metric
+
+    pe_off = Metric("acc", "pe_off")
+    assert pe_off.of({"encoding": "none", "metrics": {"acc": 0.9}, "pe_off": None}) == 0.9
+    # encoding=none with an encoding elsewhere (seq2seq's decoder_encoding): its own PE-off number
+    assert pe_off.of({"encoding": "none", "metrics": {"acc": 0.9}, "pe_off": {"acc": 0.2}}) == 0.2

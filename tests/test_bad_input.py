@@ -196,6 +196,10 @@ CASES = [
     ("search-choice", ["-m", "hparams_search=lr", "hydra.sweeper.params={trainer.lr:'choice(0.001,-1)'}"], "the search reaches an invalid configuration at trainer.lr=-1: trainer.lr=-1 must be > 0"),
     ("search-dotted-key", ["-m", "hparams_search=lr", "+hydra.sweeper.params.model.heads='choice(4,5)'"], "Error merging override +hydra.sweeper.params.model.heads"),
     ("launcher-unknown", ["-m", "seed=0,1", "hydra/launcher=nope"], "unknown hydra/launcher 'nope'"),
+    ("search-without-m", ["hparams_search=lr"], "hparams_search runs a search of several jobs: add -m"),
+    ("search-fixed-invalid", ["-m", "hparams_search=lr", "model.d_model=30"], "model.d_model=30 is not divisible by model.heads=4"),
+    ("search-fixed-value", ["-m", "hparams_search=lr", "trainer.lr=0"], "invalid configuration in its fixed settings: trainer.lr=0 must be > 0"),
+    ("cfg-resolve-invalid", ["--cfg", "all", "--resolve", "encoding.scale=-1"], "encoding.scale=-1 must be > 0"),
     ("joblib-bad-n-jobs", ["-m", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=many"], "n_jobs"),
     # encodings, models and tasks that do not fit together
     ("xpos-in-encoder", ["encoding=xpos"], "encoding=xpos is defined only for causal attention"),

@@ -62,3 +62,11 @@ def test_folder_names_differ_for_every_distinct_configuration(tmp_path):
     # the twins of a sweep: the seed first
     twin = config.no_pe_config(config.normalise(compose(["seed=3", "model.d_model=128"], tmp_path)))
     assert labels.twin_name(twin) == "s3_copy_encoder_d_model=128"
+
+
+def test_a_mapping_option_is_written_without_spaces():
+    assert labels.value({"train": "train[:5000]", "test": "validation"}) == "{train:train[:5000],test:validation}"
+    assert " " not in labels.overrides(
+        {"encoding": {"name": "rope"}, "model": {"name": "encoder"}, "trainer": {"name": "default"},
+         "task": {"name": "copy", "split": {"train": "a", "test": "b"}}}
+    )[0]

@@ -139,8 +139,8 @@ def test_auto_threads_follow_the_cpus_and_the_launcher(monkeypatch):
     assert hardware.resolve_threads("auto", joblib) == 2
     assert hardware.resolve_threads("auto", {**joblib, "n_jobs": -1}) == 1
     local = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}
-    assert hardware.resolve_threads("auto", local, sweep_jobs=3) == 2  # submitit_local starts every job at once
-    assert hardware.resolve_threads("auto", local, sweep_jobs=20) == 1
+    assert hardware.resolve_threads("auto", local, at_once=3) == 2  # submitit_local starts every job at once
+    assert hardware.resolve_threads("auto", local, at_once=20) == 1
     assert hardware.resolve_threads("auto", {**local, "cpus_per_task": 5}) == 5
 
 
@@ -189,3 +189,31 @@ def test_a_checkpoint_loads_without_running_code(tiny_cfg, tmp_path):
     experiment.run(tiny_cfg("encoding=rope", "compare_nope=false"), tmp_path / "run")
     state = torch.load(tmp_path / "run" / "checkpoint_rope.pt", weights_only=True)
     assert set(loop.CHECKPOINT_KEYS) <= set(state) and state["step"] == 12
+
+
+def test_a_slurm_sweep_is_checked_as_its_jobs_will_run(tiny_cfg, tmp_path):
+    """On a login node without a GPU, a Slurm job asking for one is validated (and fingerprinted)
+    on cuda, so that a resumed sweep finds its jobs' results; CPU jobs take cpus_per_task threads."""
+    slurm = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", "cpus_per_task": 3}
+    slot = validation.Slot(0, tmp_path)
+    cfg = tiny_cfg("encoding=rope")
+    cfg["trainer"]["device"] = "auto"
+    gpu = validation.validate(cfg, tmp_path / "a", {**slurm, "gpus_per_node": 1}, slot)
+    assert gpu.device.type == "cuda" and gpu.semantic["device"] == "cuda" and "threads" not in gpu.semantic
+    cpu = validation.validate(cfg, tmp_path / "b", {**slurm, "gpus_per_node": 0}, slot)
+    assert cpu.device.type == "cpu" and cpu.threads == 3 and cpu.semantic["threads"] == 3
+
+
+def test_threads_follow_the_jobs_the_sweeper_hands_out_at_once(monkeypatch):
+    from omegaconf import OmegaConf
+
+    from posbench.sweep import concurrency
+
+    monkeypatch.setattr(hardware, "usable_cpus", lambda: 16)
+    local = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}
+    batched = concurrency(OmegaConf.create({"max_batch_size": 4, "jobs": 12}), 12)
+    assert batched == 4 and hardware.resolve_threads("auto", local, batched) == 4
+    assert concurrency(OmegaConf.create({"max_batch_size": None}), 12) == 12
+    assert concurrency(OmegaConf.create({"n_jobs": 2, "n_trials": 20}), 20) == 2  # an Optuna search
+    joblib = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": -1}
+    assert hardware.resolve_threads("auto", joblib, 2) == 8

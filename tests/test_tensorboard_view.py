@@ -81,3 +81,20 @@ def test_a_single_run_folder_shows_the_run_beside_its_twin(tmp_path):
     assert (tmp_path / "run" / "tb" / "none").is_symlink()
     assert session_hparams(mux, "tb/none")["encoding"] == "none"
     assert session_hparams(mux, "tb/alibi")["encoding.learned_slopes"] is False  # a boolean stays boolean
+
+
+def test_two_twins_with_one_name_are_both_linked_once(tmp_path):
+    from posbench.tensorboard_log import link_twin
+
+    cfg = {"encoding": {"name": "none"}, "model": {"name": "encoder"}, "task": {"name": "copy"}, "trainer": {}, "seed": 0}
+    events = []
+    for key in ("aaaaaaaa11", "bbbbbbbb22"):  # e.g. the twins of trainer.threads=1 and 2: the same label
+        folder = tmp_path / "cache" / key / "tb" / "none"
+        folder.mkdir(parents=True)
+        events.append(folder)
+    sweep = tmp_path / "sweep"
+    for folder in [*events, *events]:  # each linked twice (two jobs need each twin)
+        link_twin(folder, cfg, tmp_path / "run", sweep)
+    links = sorted((sweep / "twins").iterdir())
+    assert [link.name for link in links] == ["s0_copy_encoder", "s0_copy_encoder-bbbbbbbb"]
+    assert [link.resolve() for link in links] == [folder.resolve() for folder in events]

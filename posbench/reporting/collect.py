@@ -161,7 +161,7 @@ def _add_jobs(found: Collection, path: Path, data) -> str | None:
     ):
         return "no list of jobs with run_dir"
     for entry in jobs:
-        run_dir = path.parent / str(entry["run_dir"] or "")
+        run_dir = path.parent / str(entry.get("run_dir") or "")
         where = Path(os.path.relpath(run_dir, found.folder))
-        found.jobs.append(Job(where, entry, entry["run_dir"] is not None and (run_dir / "results.json").is_file()))
+        found.jobs.append(Job(where, entry, bool(entry.get("run_dir")) and (run_dir / "results.json").is_file()))
     return None

@@ -45,7 +45,7 @@ class Metric:
     def of(self, entry: dict | None) -> float | None:
         """The value in a results.json (or its ``nope`` entry); None where it holds none."""
         entry = entry or {}
-        if self.source == "pe_off" and entry.get("encoding", "none") != "none":
+        if self.source == "pe_off" and entry.get("pe_off") is not None:  # a model without PE: its own numbers
             values = entry.get("pe_off")
         elif self.source == "length":
             values = (entry.get("lengths") or {}).get(self.length)

@@ -6,8 +6,8 @@ there progress is a line through the ``posbench`` logger (Hydra sends it to stdo
 job's ``posbench.log``) at most every ``EVERY_SECONDS``::
 
     rope: step 0/1000
-    rope: step 400/1000  loss 0.412  acc 0.873  21.3 steps/s  ETA 0:28
-    rope: step 1000/1000  loss 0.127  acc 0.968  20.8 steps/s  done in 0:48
+    rope: step 400/1000  loss 0.412  batch_acc 0.875  test_acc 0.873  21.3 steps/s  ETA 0:28
+    rope: step 1000/1000  loss 0.127  batch_acc 0.969  test_acc 0.968  20.8 steps/s  done in 0:48
 
 Training announces its start and end whatever its length; an evaluation (``announce=False``)
 logs only once it has run for ``EVERY_SECONDS``, so a quick one (every periodic evaluation during

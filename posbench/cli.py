@@ -116,10 +116,10 @@ def hydra_main(argv: list[str], pinned: list[str], planned) -> int:
     from omegaconf import DictConfig, OmegaConf
 
     from posbench.experiment import run
-    from posbench.sweep import concurrency
-    from posbench.validation import Slot
     from posbench.report import one_line, summary
+    from posbench.sweep import concurrency
     from posbench.training import interrupt
+    from posbench.validation import Slot
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
     def job(cfg: DictConfig) -> float:
@@ -185,15 +185,15 @@ def interrupted(stop, argv: list[str], planned) -> str:
 
 def sweep_summary(planned) -> int:
     """Print how every job of a sweep ended; 1 if any failed, else 0."""
+    from posbench.reporting.collect import natural
     from posbench.sweep import PlannedJob, outcome
 
     counts = {"ok": 0, "diverged": 0, "failed": 0, "skipped": 0, "reused": 0}
     lines = []
     jobs = planned.jobs
     if planned.search:  # the jobs a search ran: the run folders it made
-        folders = [path.parent for path in planned.sweep_dir.glob("*/.hydra")]
-        numbers = {folder: int(folder.name.split("_")[0]) for folder in folders if folder.name.split("_")[0].isdigit()}
-        jobs = [PlannedJob(numbers[folder], [folder.name], run_dir=folder) for folder in sorted(numbers, key=numbers.get)]
+        folders = sorted((path.parent for path in planned.sweep_dir.glob("*/.hydra")), key=natural)
+        jobs = [PlannedJob(number, [folder.name], run_dir=folder) for number, folder in enumerate(folders)]
     for job in jobs:
         if job.error is not None:
             counts["skipped"] += 1

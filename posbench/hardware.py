@@ -37,7 +37,8 @@ def launcher_parallelism(launcher: dict | None, at_once: int | None = None) -> i
     """How many jobs the Hydra launcher runs at once on this machine: 1 for the default, sequential
     launcher; joblib's ``n_jobs`` (negative: CPUs + 1 + n_jobs, as joblib counts); submitit's
     local launcher starts every job it is handed at once. Never more than ``at_once``, the jobs the
-    sweeper hands the launcher at once (``posbench.sweep.concurrency``). Slurm jobs get CPUs of their own (``SLURM_CPUS_PER_TASK``)."""
+    sweeper hands the launcher at once (``posbench.sweep.concurrency``). Slurm jobs get CPUs of
+    their own (``SLURM_CPUS_PER_TASK``)."""
     target = str((launcher or {}).get("_target_", ""))
     cpus = usable_cpus()
     if target.endswith("JoblibLauncher"):

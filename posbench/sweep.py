@@ -63,6 +63,11 @@ SWEEP_EXTRA = {
 }
 
 
+def needs_extra(group: str, name: str) -> str:
+    """``hydra/launcher=joblib needs hydra-joblib-launcher (pip install 'posbench[sweep]')``."""
+    return f"{group}={name} needs {SWEEP_EXTRA.get(f'{group}/{name}', 'its Hydra plugin')}"
+
+
 # ---- the plan ----------------------------------------------------------------------------------
 @dataclass
 class PlannedJob:
@@ -254,8 +259,7 @@ def _check_job(job: PlannedJob, cfg, run_dir: Path, slot: Slot | None = None) ->
     of its sweep)."""
     job.run_dir = run_dir
     if "_target_" not in cfg.hydra.launcher:  # posbench's settings for a launcher whose plugin is missing
-        choice = cfg.hydra.runtime.choices.get("hydra/launcher")
-        job.error = f"hydra/launcher={choice} needs {SWEEP_EXTRA.get(f'hydra/launcher/{choice}', 'its Hydra plugin')}"
+        job.error = needs_extra("hydra/launcher", cfg.hydra.runtime.choices.get("hydra/launcher"))
         return
     try:
         task_cfg = own_config(cfg)
@@ -271,18 +275,14 @@ def _check_job(job: PlannedJob, cfg, run_dir: Path, slot: Slot | None = None) ->
 
 
 def finished(job: Job) -> bool:
-    """Whether ``job.run_dir`` holds complete results of this configuration: ``ok`` (with its
-    twin's numbers when it compares with one) or ``diverged``. (``validate`` has refused a folder
-    holding another configuration's results.)"""
-    try:
-        earlier = json.loads((job.run_dir / "results.json").read_text())
-        if earlier["provenance"]["fingerprint"] != job.fingerprint:
-            return False
-        status = earlier["status"]
-    except (OSError, ValueError, KeyError, TypeError):
+    """Whether ``job.run_dir`` holds complete results of this configuration (``job.earlier``, which
+    ``validate`` read and matched to the configuration): ``ok`` (with its twin's numbers when it
+    compares with one) or ``diverged``."""
+    if job.earlier is None:
         return False
+    status = job.earlier.get("status")
     needs_twin = job.cfg["compare_nope"] and not config.is_pe_free(job.cfg)
-    return status == "diverged" or (status == "ok" and (not needs_twin or earlier.get("nope") is not None))
+    return status == "diverged" or (status == "ok" and (not needs_twin or job.earlier.get("nope") is not None))
 
 
 def write_manifest(planned: Plan, command: list[str]) -> None:
@@ -333,7 +333,7 @@ def compose_job(overrides: list[str]):
         missing = str(err.missing_cfg_file or "")
         group, _, name = missing.rpartition("/")
         if f"{group}/{name}" in SWEEP_EXTRA:
-            raise ConfigError(f"{group}={name} needs {SWEEP_EXTRA[f'{group}/{name}']}") from None
+            raise ConfigError(needs_extra(group, name)) from None
         if err.options is not None and group:
             raise ConfigError(f"unknown {group} {name!r}; valid choices: {', '.join(err.options)}") from None
         raise ConfigError(first_line(err)) from None

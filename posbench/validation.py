@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -74,6 +74,8 @@ class Job:
     parameters: dict
     #: The ``semantic`` configuration of the run's no-PE twin (None when the run needs no twin).
     twin_semantic: dict | None
+    #: The results.json of this configuration that ``run_dir`` already holds (None: none yet).
+    earlier: dict | None = None
 
     @property
     def twin_dir(self) -> Path | None:
@@ -114,8 +116,7 @@ def validate(cfg: dict, run_dir: Path, launcher: dict | None = None, slot: Slot 
     job = Job(cfg, run_dir, task, device, threads, meaning, config.fingerprint(meaning), parameters, twin_meaning)
     if job.twin_dir is not None:
         check_twin_entry(job.twin_dir)
-    check_earlier_run(job)
-    return job
+    return replace(job, earlier=check_earlier_run(job))
 
 
 # ---- memory ------------------------------------------------------------------------------------
@@ -216,11 +217,12 @@ def check_twin_entry(entry: Path) -> None:
             )
 
 
-def check_earlier_run(job: Job) -> None:
+def check_earlier_run(job: Job) -> dict | None:
     """A run folder that already holds a run must hold this configuration's (then the run resumes
-    or is re-evaluated), with a checkpoint that loads; anything else is refused with the remedy."""
+    or is re-evaluated), with a checkpoint that loads; anything else is refused with the remedy.
+    Returns the results.json the folder holds, if any."""
     if not job.run_dir.is_dir():
-        return
+        return None
     checkpoint = job.run_dir / f"checkpoint_{config.run_label(job.cfg)}.pt"
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)  # a damaged one: CorruptCheckpoint, a ConfigError naming the file
@@ -246,3 +248,5 @@ def check_earlier_run(job: Job) -> None:
                 f"{job.run_dir} holds the results of another configuration "
                 f"({config.difference(there, here) or 'other data'}); use a new hydra.run.dir"
             )
+        return earlier
+    return None

@@ -94,18 +94,16 @@ def evaluate(
     """In-distribution metrics plus one entry per evaluation length. ``desc`` (the run's progress
     prefix, ``rope``): show progress as ``rope: evaluating``, one count over the test set and every
     length together, so that many lengths each quick to score still show up as a long evaluation."""
-    if desc is None:
-        return {
-            "metrics": score(model, test_set, task),
-            "lengths": {str(length): score(model, batches, task) for length, batches in length_sets.items()},
-        }
-    with evaluation_progress(f"{desc}: evaluating", examples(test_set, *length_sets.values())) as bar:
-        bar.update(0, on="test set")
-        metrics = score(model, test_set, task, progress=bar)
-        lengths = {}
-        for length, batches in length_sets.items():
-            bar.update(0, on=f"length {length}")
-            lengths[str(length)] = score(model, batches, task, progress=bar)
+    total = examples(test_set, *length_sets.values())
+    with nullcontext() if desc is None else evaluation_progress(f"{desc}: evaluating", total) as bar:
+
+        def scored(batches: list[Batch], what: str) -> dict[str, float]:
+            if bar is not None:
+                bar.update(0, on=what)
+            return score(model, batches, task, progress=bar)
+
+        metrics = scored(test_set, "test set")
+        lengths = {str(length): scored(batches, f"length {length}") for length, batches in length_sets.items()}
     return {"metrics": metrics, "lengths": lengths}
 
 

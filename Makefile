@@ -9,7 +9,7 @@ export MPLCONFIGDIR      := $(CURDIR)/.cache/matplotlib
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/inductor
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: train test bench bench-sweep setup clean
+.PHONY: train test bench bench-vit bench-sweep setup clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_throughput.py
+
+bench-vit: $(STAMP)
+	$(BIN)/python scripts/bench_vit.py
 
 bench-sweep: $(STAMP)
 	$(BIN)/python scripts/bench_sweep.py

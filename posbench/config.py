@@ -120,7 +120,14 @@ def normalise(cfg: dict) -> dict:
 def build_task(cfg: dict) -> Task:
     """The task of a normalised ``cfg``, refused (before any data is loaded) if it is not defined
     for the model family."""
-    supported, family = TASKS.get(cfg["task"]["name"]).supported_models, cfg["model"]["name"]
+    task_class, family = TASKS.get(cfg["task"]["name"]), cfg["model"]["name"]
+    supported, reads = task_class.supported_models, MODELS.get(family).inputs
+    if task_class.inputs != reads:
+        kinds = ", ".join(name for name, cls in TASKS.items() if cls.inputs == reads)
+        raise ConfigError(
+            f"model={family} reads {reads} but task={cfg['task']['name']} gives {task_class.inputs}; "
+            f"its tasks: {kinds}"
+        )
     if supported is not None and family not in supported:
         raise ConfigError(
             f"task={cfg['task']['name']} is defined for model={' or model='.join(supported)}, not model={family}"
@@ -132,9 +139,8 @@ def build_model(cfg: dict, task: Task, *, meta: bool = False) -> SequenceModel:
     """The model of a normalised ``cfg`` for ``task``, refused if its encodings cannot represent
     the task's longest sequence. ``meta``: on the meta device (shapes without memory), to validate it."""
     with torch.device("meta") if meta else nullcontext():
-        model = MODELS.build(cfg["model"], task.n_symbols, cfg["encoding"], eos=task.eos)
-    longest = task.longest()
-    model.check_fits(task.source_len(longest), task.target_len(longest))
+        model = MODELS.build(cfg["model"], task.n_symbols, cfg["encoding"], **task.model_inputs())
+    model.check_task(task)
     return model
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from posbench import scales
 from posbench.labels import describe
 
 
-def _row(label: str, metrics: dict, lengths: dict | None, columns: list[str], extras: list[str], by: str, width: int) -> str:
+def _row(
+    label: str, metrics: dict, lengths: dict | None, columns: list[str], extras: list[str], by: str, width: int, cell: int
+) -> str:
     cells = [f"{metrics['acc']:>7.3f}", f"{metrics['seq_acc']:>8.3f}"]
     cells += [f"{metrics[key]:>7.2f}" if key in metrics else f"{'':>7}" for key in extras]
-    per_length = [f"{lengths[c][by]:>7.3f}" if lengths else f"{'':>7}" for c in columns]
+    per_length = [f"{lengths[c][by]:>{cell}.3f}" if lengths else f"{'':>{cell}}" for c in columns]
     return f"{label:<{width}}" + " ".join(cells) + "  |" + " ".join(per_length)
 
 
@@ -28,7 +31,10 @@ def one_line(results: dict) -> str:
 
 def summary(results: dict, run_dir: Path) -> str:
     """Accuracy with PE, with PE switched off, and of the no-PE twin, side by side."""
-    columns = sorted(results["lengths"], key=int)
+    axis = scales.axis_of(results)
+    columns = sorted(scales.scores(results), key=int)
+    headings = [f"{c}px" if axis == "size" else f"len {c}" for c in columns]
+    cell = max([7, *(len(heading) for heading in headings)])
     extras = [key for key in results["metrics"] if key not in ("acc", "seq_acc")]  # bleu, ppl
     by = "ppl" if "ppl" in extras else "acc"  # per-length column: perplexity for language modelling
     trainer = results["config"]["trainer"]
@@ -40,18 +46,21 @@ def summary(results: dict, run_dir: Path) -> str:
     header = (
         f"\n{name} · {results['task']} · {results['model']} · seed {results['seed']}  "
         f"({trainer['max_steps']} steps on {results['device']}; {baselines})\n"
-        f"{'':<{width}}" + " ".join(f"{key:>{8 if key == 'seq_acc' else 7}}" for key in ["acc", "seq_acc", *extras]) + "  |" + " ".join(f"{'len ' + c:>7}" for c in columns)
+        f"{'':<{width}}" + " ".join(f"{key:>{8 if key == 'seq_acc' else 7}}" for key in ["acc", "seq_acc", *extras]) + "  |" + " ".join(f"{heading:>{cell}}" for heading in headings)
     )
-    rows = [_row(name, results["metrics"], results["lengths"], columns, extras, by, width)]
+    rows = [_row(name, results["metrics"], scales.scores(results), columns, extras, by, width, cell)]
     if results["pe_off"] is not None:
-        rows.append(_row("  same model, PE off", results["pe_off"], None, columns, extras, by, width))
+        rows.append(_row("  same model, PE off", results["pe_off"], None, columns, extras, by, width, cell))
     twin = results["nope"]
     if twin is not None and twin["status"] == "diverged":
         rows.append(f"{'none (no-PE twin)':<{width}}diverged at step {twin['diverged_at']}")
     elif twin is not None:
-        rows.append(_row("none (no-PE twin)", twin["metrics"], twin["lengths"], columns, extras, by, width))
+        rows.append(_row("none (no-PE twin)", twin["metrics"], scales.scores(twin), columns, extras, by, width, cell))
     what = "perplexity" if by == "ppl" else "token accuracy"
-    note = f"acc: token accuracy on the in-distribution test set; len L: {what} at length L"
+    if axis == "size":
+        note = "acc: accuracy on the in-distribution test set; Spx: accuracy on S x S-pixel images"
+    else:
+        note = f"acc: token accuracy on the in-distribution test set; len L: {what} at length L"
     if ceiling is not None:
         note += "\nbest constant output: the ceiling of a model that cannot tell target slots apart (NoPE encoder)"
     footer = [
@@ -69,20 +78,27 @@ def catalogue() -> str:
     from posbench.tasks import TASKS
 
     width = max(len(name) for registry in (ENCODINGS, MODELS, TASKS) for name in registry.names())
+    family = max(len(cls.family) for _, cls in ENCODINGS.items())
     lines = ["encodings (encoding=NAME):"]
-    lines += [f"  {name:<{width}}  {cls.family:<9}  {cls.description}" for name, cls in ENCODINGS.items()]
+    lines += [f"  {name:<{width}}  {cls.family:<{family}}  {axes(cls)}  {cls.description}" for name, cls in ENCODINGS.items()]
     lines += ["", "models (model=NAME):"]
-    lines += [f"  {name:<{width}}  {cls.description}" for name, cls in MODELS.items()]
+    lines += [f"  {name:<{width}}  {cls.inputs:<9}  {cls.description}" for name, cls in MODELS.items()]
     lines += ["", "tasks (task=NAME):"]
     lines += [
-        f"  {name:<{width}}  {task_kind(cls):<9}  {cls.description}"
+        f"  {name:<{width}}  {cls.inputs:<9}  {task_kind(cls):<7}  {cls.description}"
         for name, cls in TASKS.items()
     ]
     return "\n".join(lines)
 
 
+def axes(cls) -> str:
+    """``1D`` (sequence positions; on an image, raster order) or ``2D`` (image grid coordinates)."""
+    return f"{cls.axes}D"
+
+
 def task_kind(cls) -> str:
-    """``text`` (a dataset), ``order`` (the answer depends on source order) or ``control``."""
+    """``data`` (a dataset), ``order`` (the answer depends on source order; an image task's: on
+    where things are) or ``control``."""
     if cls.dataset_backed:
-        return "text"
+        return "data"
     return "order" if cls.order_sensitive else "control"

@@ -3,7 +3,8 @@
 Every results.json has a ``status`` and a ``label`` (what sets the run apart from the defaults,
 ``posbench.labels``):
 
-* ``ok``: trained and evaluated; ``metrics``, ``lengths``, ``pe_off`` (and ``nope``) hold numbers;
+* ``ok``: trained and evaluated; ``metrics``, ``lengths`` (an image task: ``sizes``), ``pe_off``
+  (and ``nope``) hold numbers; the other of ``lengths``/``sizes`` is null (``posbench.scales``);
 * ``diverged``: the training loss became NaN or infinite at step ``diverged_at``; the run stopped
   there and holds no accuracy (``metrics``, ``lengths``, ``pe_off`` are null), so that nothing
   can mistake the accuracy of NaN weights for a measurement;
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 import posbench
+from posbench import scales
 from posbench.errors import first_line
 from posbench.hardware import device_name
 from posbench.labels import label
@@ -35,7 +37,7 @@ from posbench.training.evaluate import constant_output_ceiling
 
 def outcome_of_divergence(step: int) -> dict:
     """The outcome of a model whose training diverged at ``step``: no numbers."""
-    return {"status": "diverged", "diverged_at": step, "metrics": None, "lengths": None, "pe_off": None}
+    return {"status": "diverged", "diverged_at": step, "metrics": None, "lengths": None, "sizes": None, "pe_off": None}
 
 
 def assemble(job, outcome: dict, nope: dict | None, provenance: dict) -> dict:
@@ -43,16 +45,18 @@ def assemble(job, outcome: dict, nope: dict | None, provenance: dict) -> dict:
     return _record(
         job, outcome["status"], provenance,
         chance=job.task.chance,
-        constant_ceiling=constant_output_ceiling(job.task.test_set("cpu")),
+        # an image's target is one label, where the bound says nothing (and a dataset's test set is large)
+        constant_ceiling=None if job.task.inputs == "images" else constant_output_ceiling(job.task.test_set("cpu")),
         diverged_at=outcome.get("diverged_at"),
-        metrics=outcome["metrics"], lengths=outcome["lengths"], pe_off=outcome["pe_off"], nope=nope,
+        metrics=outcome["metrics"], lengths=outcome.get("lengths"), sizes=outcome.get("sizes"),
+        pe_off=outcome["pe_off"], nope=nope,
     )
 
 
 def failed(job, error: BaseException, provenance: dict) -> dict:
     """The content of results.json for a run that raised ``error`` after validation."""
     message = f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
-    return _record(job, "failed", provenance, error=message, metrics=None, lengths=None, pe_off=None, nope=None)
+    return _record(job, "failed", provenance, error=message, metrics=None, lengths=None, sizes=None, pe_off=None, nope=None)
 
 
 def _record(job, status: str, provenance: dict, **fields) -> dict:
@@ -62,13 +66,13 @@ def _record(job, status: str, provenance: dict, **fields) -> dict:
     identity = {key: cfg[key]["name"] for key in ("encoding", "task", "model")}
     return {
         "status": status, "label": label(cfg), **identity, "seed": cfg["seed"], "device": job.device.type,
-        "train_lengths": list(job.task.train_lengths), **fields, "provenance": provenance, "config": cfg,
+        scales.train_key(job.task.axis): list(job.task.train_lengths), **fields, "provenance": provenance, "config": cfg,
     }
 
 
 def twin_summary(outcome: dict) -> dict:
     """The ``nope`` entry of results.json from the twin's outcome."""
-    return {key: outcome.get(key) for key in ("status", "diverged_at", "metrics", "lengths")}
+    return {key: outcome.get(key) for key in ("status", "diverged_at", "metrics", "lengths", "sizes")}
 
 
 def provenance(job, started: float, finished: float, twin: Path | None) -> dict:

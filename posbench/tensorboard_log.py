@@ -3,7 +3,8 @@ final numbers, one HParams row, accuracy against evaluation length, and where it
 
 * **Accuracy against length** is a curve: ``length/acc`` (``length/seq_acc``, ``length/ppl``...)
   written with the evaluation length as its step, so the runs of a sweep overlay on one chart
-  (the scalar dashboard's x axis reads "step": it is the length).
+  (the scalar dashboard's x axis reads "step": it is the length). An image task's is accuracy
+  against image size: ``size/acc`` with the size in pixels as its step.
 * **HParams.** Each run writes a session (start and end) whose hparams are its label, encoding,
   task, model, seed and every option of its configuration with its own type (numbers as numbers,
   lists as text; written with TensorBoard's own hparams API, which keeps booleans boolean), whose
@@ -30,7 +31,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch.utils.tensorboard import SummaryWriter
 
-from posbench import labels
+from posbench import labels, scales
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,10 @@ def log_result(folder: Path, cfg: dict, outcome: dict, step: int, twin: dict | N
     if outcome["status"] != "ok":
         return
     with SummaryWriter(str(folder)) as writer:
-        for length, metrics in sorted(outcome["lengths"].items(), key=lambda item: int(item[0])):
+        axis = scales.axis_of(outcome)
+        for n, metrics in sorted(scales.scores(outcome).items(), key=lambda item: int(item[0])):
             for key, value in metrics.items():
-                writer.add_scalar(f"length/{key}", value, int(length))
+                writer.add_scalar(f"{axis}/{key}", value, int(n))
         file_writer = writer._get_file_writer()
         file_writer.add_summary(hparams_pb(hparam_values(cfg), trial_id=labels.folder_name(cfg)))
         file_writer.add_summary(session_end())
@@ -66,7 +68,8 @@ def session_end() -> summary_pb2.Summary:
 
 def final_metrics(outcome: dict, twin: dict | None) -> dict[str, float]:
     """The HParams metrics: ``hparam/acc``, ``hparam/acc_pe_off``, ``hparam/acc_twin``,
-    ``hparam/len_<L>_acc`` (lengths zero-padded to one width, so that they sort in numeric order),
+    ``hparam/len_<L>_acc`` (``hparam/size_<S>_acc`` for image sizes; zero-padded to one width, so
+    that they sort in numeric order),
     ``hparam/seq_acc`` and the task's other metrics (bleu, ppl). TensorBoard's HParams table shows
     the first five metric columns in name order: accuracy, with PE off, the twin's and the two
     shortest lengths (the periodic test-set scores are ``test/...``, after ``hparam/...``)."""
@@ -75,9 +78,10 @@ def final_metrics(outcome: dict, twin: dict | None) -> dict[str, float]:
         metrics["hparam/acc_pe_off"] = outcome["pe_off"]["acc"]
     if twin is not None and twin.get("status") == "ok":
         metrics["hparam/acc_twin"] = twin["metrics"]["acc"]
-    width = max(len(length) for length in outcome["lengths"])
-    for length, scores in outcome["lengths"].items():
-        metrics[f"hparam/len_{length:0>{width}}_acc"] = scores["acc"]
+    by_scale, name = scales.scores(outcome), scales.prefix(scales.axis_of(outcome))
+    width = max(len(n) for n in by_scale)
+    for n, values in by_scale.items():
+        metrics[f"hparam/{name}_{n:0>{width}}_acc"] = values["acc"]
     return metrics
 
 

@@ -28,7 +28,7 @@ from posbench.hardware import (
     resolve_device,
     resolve_threads,
 )
-from posbench.models import SequenceModel
+from posbench.models import MODELS, SequenceModel
 from posbench.tasks import Task
 from posbench.training.loop import load_checkpoint
 from posbench.training.twin import CACHE_FORMAT
@@ -147,8 +147,10 @@ def memory_estimate(cfg: dict, task: Task, parameters: int, explicit: bool) -> d
     d, layers, heads = model["d_model"], model["layers"], model["heads"]
     stacks = 2 if model["name"] == "seq2seq" else 1
 
+    family = MODELS.get(model["name"])
+
     def tokens(length: int) -> int:
-        return task.source_len(length) + task.target_len(length) + 1
+        return family.tokens_per_example(model, task.source_len(length), task.target_len(length))
 
     def activations(batch: int, length: int, backward: bool) -> int:
         per_layer = batch * tokens(length) * d * (ACTIVATIONS_PER_TOKEN + 2 * model["ffn_mult"]) * 4
@@ -157,7 +159,7 @@ def memory_estimate(cfg: dict, task: Task, parameters: int, explicit: bool) -> d
         return stacks * per_layer * (layers if backward else 1)
 
     longest_train, longest = task.train_lengths[1], task.longest()
-    stored = task.eval_size * 8 * (tokens(longest_train) + sum(tokens(length) for length in task.eval_lengths))
+    stored = task.eval_size * (task.example_bytes(longest_train) + sum(task.example_bytes(n) for n in task.eval_lengths))
     return {
         "parameters and optimizer state (model.d_model, model.layers, encoding sizes)": parameters
         * TRAINING_BYTES_PER_PARAMETER,

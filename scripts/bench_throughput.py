@@ -12,7 +12,8 @@ What is measured
     the same output vocabulary, the same targets, loss, optimizer and learning rate.
 
 How
-    Every encoding in ``ENCODINGS.names()`` is measured (``none`` first), so newly registered
+    Every 1D encoding in ``ENCODINGS.names()`` is measured (``none`` first; the 2D ones need an
+    image grid: ``scripts/bench_vit.py`` measures them), so newly registered
     encodings appear automatically, with the attention path they take (``fused``: SDPA with the
     bias as its float mask; ``explicit``: logits materialised for a content-position term) and
     their steps/s relative to ``none``; those without an x-transformers counterpart (or every encoding, when
@@ -33,13 +34,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 import warnings
 from importlib.metadata import version
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from benchlib import (  # scripts/benchlib.py
+    RATIO_TARGET,
+    Trainer,
+    below_mark,
+    measure,
+    peer_columns,
+)
+from torch import nn
 
 from posbench.encodings import ENCODINGS
 from posbench.models import MODELS
@@ -56,7 +62,6 @@ with warnings.catch_warnings():  # x-transformers applies the deprecated torch.j
 D_MODEL, LAYERS, HEADS, FFN_MULT = 128, 2, 4, 4
 HEAD_DIM = D_MODEL // HEADS
 BATCH, LENGTH = 64, 64
-RATIO_TARGET = 1.10
 
 #: posbench encoding -> (TransformerWrapper keywords, Encoder/Decoder keywords), set explicitly
 #: because x-transformers' defaults differ (partial rotary; ALiBi keeps the absolute embedding).
@@ -115,45 +120,6 @@ def xt_net(model: str, encoding: str, vocab: int) -> nn.Module:
     )
 
 
-class Trainer:
-    """One network with its AdamW optimizer, stepped on a fixed batch."""
-
-    def __init__(self, net: nn.Module, tokens: Tensor, targets: Tensor, lr: float):
-        self.net = net.train()
-        self.optimizer = torch.optim.AdamW(net.parameters(), lr=lr)
-        self.tokens, self.targets = tokens, targets
-
-    @property
-    def params(self) -> int:
-        return sum(p.numel() for p in self.net.parameters())
-
-    def step(self) -> None:
-        logits = self.net(self.tokens)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.targets.reshape(-1))
-        loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def steps_per_second(self, steps: int) -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            self.step()
-        return steps / (time.perf_counter() - start)
-
-
-def measure(trainers: dict[str, Trainer], warmup: int, repeats: int, steps: int) -> dict[str, list[float]]:
-    """Steps/s of each trainer per repeat; repeats interleaved, order alternating."""
-    for trainer in trainers.values():
-        for _ in range(warmup):
-            trainer.step()
-    rates: dict[str, list[float]] = {name: [] for name in trainers}
-    names = list(trainers)
-    for repeat in range(repeats):
-        for name in names if repeat % 2 == 0 else names[::-1]:
-            rates[name].append(trainers[name].steps_per_second(steps))
-    return rates
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=["encoder", "decoder"], default="encoder", help="model family")
@@ -202,14 +168,18 @@ def main() -> None:
     none_rate = None
     for encoding in sorted(ENCODINGS.names(), key=lambda name: name != "none"):  # none first: the baseline
         cls = ENCODINGS.get(encoding)
+        if cls.axes == 2:  # image grid coordinates: measured on the ViT by scripts/bench_vit.py
+            continue
         if not (cls.supports_causal if args.model == "decoder" else cls.supports_bidirectional):
             print(ROW.format(encoding, f"not for {args.model}", *["-"] * 7), flush=True)
             continue
         torch.manual_seed(args.seed)
-        trainers = {"posbench": Trainer(posbench_net(args.model, encoding, args.vocab), tokens, targets, args.lr)}
+        net = posbench_net(args.model, encoding, args.vocab)
+        trainers = {"posbench": Trainer(net, net, tokens, targets, args.lr)}
         if TransformerWrapper is not None and encoding in XT_POSITION:
             torch.manual_seed(args.seed)
-            trainers["xt"] = Trainer(xt_net(args.model, encoding, args.vocab), tokens, targets, args.lr)
+            peer = xt_net(args.model, encoding, args.vocab)
+            trainers["xt"] = Trainer(peer, peer, tokens, targets, args.lr)
         rates = measure(trainers, args.warmup, args.repeats, args.steps)
 
         rate = statistics.median(rates["posbench"])
@@ -224,22 +194,11 @@ def main() -> None:
         if "xt" not in trainers:
             print(ROW.format(*first, "-", "-", "-", posbench_params, "-"), flush=True)
             continue
-        ratios = [p / x for p, x in zip(rates["posbench"], rates["xt"])]
-        ratio = statistics.median(ratios)
-        low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
-        mark = ""
-        if ratio < RATIO_TARGET:
+        cells, slow = peer_columns(rates["posbench"], rates["xt"])
+        if slow:
             below.append(encoding)
-            mark = f"  <- below {RATIO_TARGET:.2f}x"
-        row = ROW.format(
-            *first,
-            f"{statistics.median(rates['xt']):.2f}",
-            f"{ratio:.3f}x",
-            f"{low:.3f}-{high:.3f}",
-            posbench_params,
-            trainers["xt"].params,
-        )
-        print(row + mark, flush=True)
+        row = ROW.format(*first, *cells, posbench_params, trainers["xt"].params)
+        print(row + below_mark(slow), flush=True)
 
     if TransformerWrapper is not None:
         print()

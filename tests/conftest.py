@@ -59,6 +59,14 @@ def skip_unsupported(encoding: str, causal: bool) -> None:
         pytest.skip(f"{encoding} does not support {'causal' if causal else 'bidirectional'} attention")
 
 
+def sequence_encodings() -> list[str]:
+    """The encodings a sequence model can hold: the 1D ones (2D encodings need an image grid; their
+    refusal on sequences is checked by tests/test_zoo.py, their work on the ViT by their own tests)."""
+    from posbench.encodings import ENCODINGS
+
+    return [name for name in ENCODINGS.names() if ENCODINGS.get(name).axes == 1]
+
+
 def same_weights(a, b) -> bool:
     """The checkpoints ``a`` and ``b`` hold bit-identical model weights."""
     import torch

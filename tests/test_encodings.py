@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from posbench.encodings import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.encodings.base import grid_coordinates
 from posbench.encodings.alibi import alibi_slopes
 from posbench.encodings.t5 import t5_bucket
 from posbench.errors import ConfigError
@@ -27,11 +28,17 @@ from conftest import skip_unsupported
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "encoding"
 FAMILIES = {"none", "absolute", "relative", "rotary", "bias", "composite"}
 NAMES = ENCODINGS.names()
+#: The 1D encodings (sequence positions) and the 2D ones (image grid coordinates, ``axes = 2``).
+NAMES_1D = [name for name in NAMES if ENCODINGS.get(name).axes == 1]
+NAMES_2D = [name for name in NAMES if ENCODINGS.get(name).axes == 2]
+FAMILIES = FAMILIES | {"conditional"}
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-def shape(d_model: int = 32, heads: int = 4, layers: int = 2, causal: bool = False) -> AttentionShape:
-    return AttentionShape(d_model=d_model, heads=heads, layers=layers, causal=causal)
+def shape(
+    d_model: int = 32, heads: int = 4, layers: int = 2, causal: bool = False, grid: int | None = None, prefix: int = 0
+) -> AttentionShape:
+    return AttentionShape(d_model=d_model, heads=heads, layers=layers, causal=causal, grid=grid, prefix=prefix)
 
 
 def yaml_config(name: str) -> dict:
@@ -136,7 +143,7 @@ def hook_logits(enc: PositionalEncoding, x: Tensor, pos: Tensor, proj: list[Tens
     for layer, (w_q, w_k) in enumerate(proj):
         q = (h @ w_q).view(batch, length, heads, -1).transpose(1, 2)
         k = (h @ w_k).view(batch, length, heads, -1).transpose(1, 2)
-        q, k = enc.rotate(q, k, pos, pos)
+        q, k = enc.rotate(q, k, pos, pos, layer)
         logits = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
         bias = enc.bias(pos, pos, layer)
         if bias is not None:
@@ -418,7 +425,7 @@ def test_t5_bucket_matches_huggingface():
 
 # ---- 6. shift invariance, every registered encoding ----------------------------------------------
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES_1D)
 def test_shift_invariance_declaration(name, causal):
     """logits(p + k) == logits(p) for every layer iff the encoding declares ``shift_invariant``."""
     skip_unsupported(name, causal)
@@ -442,6 +449,43 @@ def test_shift_invariance_declaration(name, causal):
         assert diff < 1e-4, f"{name} declares shift_invariant but logits change by {diff:.3g} under a shift of {k}"
     else:
         assert diff > 1e-3, f"{name} declares shift_invariant=False but logits do not change under a shift of {k}"
+
+
+@pytest.mark.parametrize("prefix", [0, 1])
+@pytest.mark.parametrize("name", NAMES_2D)
+def test_2d_shift_invariance_declaration(name, prefix):
+    """For a 2D encoding: logits are unchanged when every patch's (row, col) shifts by the same
+    (a, b) iff it declares ``shift_invariant``; the class token (``prefix``) has no coordinates to
+    shift and keeps ``NO_POSITION``. An encoding that is not invariant (a table of absolute
+    positions) is shown to change under a cyclic shift, which keeps every coordinate on its grid."""
+    torch.manual_seed(0)
+    side = 4
+    attn = shape(d_model=32, heads=4, layers=2, grid=side, prefix=prefix)
+    enc = build(name, attn)
+    randomise_parameters(enc, seed=1)
+    enc.eval()
+    length = prefix + side * side
+    x = torch.randn(2, length, 32)
+    proj = [(torch.randn(32, 32) / 32**0.5, torch.randn(32, 32) / 32**0.5) for _ in range(attn.layers)]
+    coords = grid_coordinates(side, prefix)
+    shifted = coords.clone()
+    shifted[:, prefix:] += torch.tensor([3, 5])
+    if not enc.shift_invariant:
+        shifted[:, prefix:] %= side
+    with torch.no_grad():
+        base = hook_logits(enc, x, coords, proj)
+        moved = hook_logits(enc, x, shifted, proj)
+    diff = max((a - b).abs().max().item() for a, b in zip(base, moved))
+    if enc.shift_invariant:
+        assert diff < 1e-4, f"{name} declares shift_invariant but logits change by {diff:.3g} under a 2D shift"
+    else:
+        assert diff > 1e-3, f"{name} declares shift_invariant=False but logits do not change under a 2D shift"
+
+
+@pytest.mark.parametrize("name", NAMES_2D)
+def test_2d_encoding_refused_on_a_sequence(name):
+    with pytest.raises(ConfigError, match=f"encoding={name} is a 2D encoding: .* needs model=vit"):
+        build(name, shape())
 
 
 # ---- 7. class attributes and configs, every registered encoding ----------------------------------
@@ -468,7 +512,8 @@ def test_config_yaml_matches_class(name):
     for key in cfg:
         if key != "name":
             assert takes_kwargs or key in params, f"{path}: key {key!r} is not an argument of {cls.__name__}"
-    enc = ENCODINGS.build(cfg, shape(causal=not cls.supports_bidirectional))
+    grid = 4 if cls.axes == 2 else None
+    enc = ENCODINGS.build(cfg, shape(causal=not cls.supports_bidirectional, grid=grid, prefix=int(grid is not None)))
     assert type(enc) is cls
 
 

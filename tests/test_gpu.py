@@ -4,7 +4,7 @@ CPU twin in the other tests."""
 import pytest
 import torch
 
-from conftest import skip_unsupported
+from conftest import sequence_encodings, skip_unsupported
 from posbench import experiment
 from posbench.encodings import ENCODINGS
 from posbench.models import MODELS
@@ -21,7 +21,7 @@ def test_tiny_run_on_cuda_with_auto_device(tiny_cfg, tmp_path):
 
 
 @pytest.mark.parametrize("model", ["encoder", "decoder"])
-@pytest.mark.parametrize("encoding", ENCODINGS.names())
+@pytest.mark.parametrize("encoding", sequence_encodings())
 def test_cuda_and_cpu_compute_the_same_logits(model, encoding):
     skip_unsupported(encoding, causal=model == "decoder")
     torch.manual_seed(0)
@@ -46,4 +46,14 @@ def test_seq2seq_cuda_and_cpu_agree(encoding):
     src, tgt = torch.randint(0, 11, (3, 9)), torch.randint(0, 11, (3, 6))
     on_cpu = net.target_logits(src, tgt)
     on_gpu = net.cuda().target_logits(src.cuda(), tgt.cuda()).cpu()
+    assert torch.allclose(on_cpu, on_gpu, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("encoding", [name for name in ENCODINGS.names() if ENCODINGS.get(name).axes == 2])
+def test_cuda_and_cpu_compute_the_same_vit_logits(encoding):
+    torch.manual_seed(0)
+    net = MODELS.build({"name": "vit", "d_model": 32, "layers": 2}, 4, {"name": encoding}, channels=1, image_size=16).eval()
+    images = torch.randn(3, 1, 24, 24)  # another size than the training one: tables resample
+    on_cpu = net.logits(images)
+    on_gpu = net.cuda().logits(images.cuda()).cpu()
     assert torch.allclose(on_cpu, on_gpu, atol=1e-4, rtol=1e-4)

@@ -3,10 +3,9 @@ attention path equal to SDPA, greedy decoding consistent with teacher forcing.""
 
 import pytest
 import torch
-from conftest import skip_unsupported
+from conftest import sequence_encodings, skip_unsupported
 from torch import nn
 
-from posbench.encodings import ENCODINGS
 from posbench.encodings.base import AttentionShape, PositionalEncoding
 from posbench.errors import ConfigError
 from posbench.models import MODELS
@@ -24,7 +23,7 @@ def make(model="encoder", encoding="none", **kw):
     return net.eval()
 
 
-@pytest.mark.parametrize("encoding", ENCODINGS.names())
+@pytest.mark.parametrize("encoding", sequence_encodings())
 def test_decoder_never_sees_the_future(encoding):
     net = make("decoder", encoding)
     tokens = torch.randint(0, VOCAB, (3, 12))
@@ -42,7 +41,7 @@ def test_encoder_without_pe_is_permutation_equivariant():
     assert torch.allclose(net.net(tokens[:, perm]), net.net(tokens)[:, perm], atol=1e-5)
 
 
-@pytest.mark.parametrize("encoding", [n for n in ENCODINGS.names() if n != "none"])
+@pytest.mark.parametrize("encoding", [n for n in sequence_encodings() if n != "none"])
 def test_encoder_with_pe_is_not_permutation_equivariant(encoding):
     net = make("encoder", encoding)
     tokens = torch.randint(0, VOCAB, (2, 9))
@@ -67,8 +66,8 @@ class WithZeroTerms(PositionalEncoding):
     def embed(self, x, pos):
         return self.inner.embed(x, pos)
 
-    def rotate(self, q, k, q_pos, k_pos):
-        return self.inner.rotate(q, k, q_pos, k_pos)
+    def rotate(self, q, k, q_pos, k_pos, layer=0):
+        return self.inner.rotate(q, k, q_pos, k_pos, layer)
 
     def bias(self, q_pos, k_pos, layer):
         return self.inner.bias(q_pos, k_pos, layer)

@@ -9,9 +9,8 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import skip_unsupported
+from conftest import sequence_encodings, skip_unsupported
 from posbench.cli import CONFIG_DIR
-from posbench.encodings import ENCODINGS
 from posbench.errors import ConfigError
 from posbench.models import MODELS
 from posbench.tasks.base import PAD
@@ -28,7 +27,7 @@ def make(encoding="none", eos=None, **kw):
     return net.eval()
 
 
-@pytest.mark.parametrize("encoding", ENCODINGS.names())
+@pytest.mark.parametrize("encoding", sequence_encodings())
 def test_decoder_never_sees_the_future_and_reads_the_whole_source(encoding):
     skip_unsupported(encoding, causal=True)
     net = make("none", decoder_encoding=encoding)

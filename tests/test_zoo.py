@@ -1,6 +1,7 @@
 """Every registered encoding, and every registered task, with every model family for a few steps on
-CPU: the loss stays finite and results.json is written, or the encoding refuses the mode before
-training."""
+CPU: the loss stays finite and results.json is written, or the combination is refused before
+training with one line (an attention mode the encoding does not support, a 2D encoding on a
+sequence, images given to a sequence model or sequences to the ViT)."""
 
 import json
 import math
@@ -31,7 +32,16 @@ MICRO = [
 
 
 #: The attention modes (causal or not) of each family's self-attention stacks.
-MODES = {"encoder": (False,), "decoder": (True,), "seq2seq": (False, True)}
+MODES = {"encoder": (False,), "decoder": (True,), "seq2seq": (False, True), "vit": (False,)}
+#: A micro image task for the ViT (8-pixel images: a 2x2 grid of 4-pixel patches, scored at 16 too).
+IMAGES = ["task=quadrant", "task.image_size=8", "task.eval_sizes=[8,16]", "task.eval_size=4"]
+
+
+def micro(model: str) -> list[str]:
+    """MICRO for a sequence model; for the ViT, the same trainer and sizes on a micro image task."""
+    if MODELS.get(model).inputs == "sequences":
+        return MICRO
+    return [*(o for o in MICRO if not o.startswith("task")), *IMAGES]
 
 
 @pytest.mark.parametrize("model", MODELS.names())
@@ -46,8 +56,12 @@ def test_every_encoding_trains_with_every_model(encoding, model, tmp_path, monke
         return loss, pred
 
     monkeypatch.setattr(MODELS.get(model), "loss", recording_loss)
-    cfg = compose([*MICRO, f"encoding={encoding}", f"model={model}"], tmp_path / "twins")
+    cfg = compose([*micro(model), f"encoding={encoding}", f"model={model}"], tmp_path / "twins")
     cls = ENCODINGS.get(encoding)
+    if cls.axes == 2 and MODELS.get(model).inputs == "sequences":
+        with pytest.raises(ConfigError, match=f"encoding={encoding} is a 2D encoding"):
+            experiment.run(cfg, tmp_path / "run")
+        return
     if not all(cls.supports_causal if causal else cls.supports_bidirectional for causal in MODES[model]):
         with pytest.raises(ConfigError, match=f"encoding={encoding} is defined only for"):
             experiment.run(cfg, tmp_path / "run")
@@ -69,8 +83,14 @@ SYNTHETIC = [name for name, cls in TASKS.items() if not cls.dataset_backed]
 @pytest.mark.parametrize("model", MODELS.names())
 @pytest.mark.parametrize("task", SYNTHETIC)
 def test_every_task_trains_with_every_model(task, model, tmp_path):
-    overrides = [o for o in MICRO if not o.startswith(("task=", "task.train_lengths"))]
+    images = TASKS.get(task).inputs == "images"
+    overrides = [o for o in micro("vit" if images else "encoder") if not o.startswith(("task=", "task.train_lengths"))]
     cfg = compose([*overrides, f"task={task}", f"model={model}", "encoding=rope"], tmp_path / "twins")
+    if TASKS.get(task).inputs != MODELS.get(model).inputs:
+        reads = MODELS.get(model).inputs
+        with pytest.raises(ConfigError, match=f"model={model} reads {reads} but task={task} gives"):
+            experiment.run(cfg, tmp_path / "run")
+        return
     results = experiment.run(cfg, tmp_path / "run")
     assert results["task"] == task and 0.0 <= results["metrics"]["acc"] <= 1.0
     assert 0.0 < results["chance"] <= 1.0

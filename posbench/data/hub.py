@@ -3,9 +3,11 @@ datasets (``task.dataset``, ``task.dataset_config``) and local files (``task.dat
 
 * ``task.data_files``: a path, a list of paths, or a ``{split: path or list}`` mapping. The format
   comes from the extension (``.csv``/``.tsv`` -> ``csv``, ``.json``/``.jsonl`` -> ``json``,
-  ``.parquet`` -> ``parquet``, ``.txt`` -> ``text``, ``.arrow`` -> ``arrow``; a ``.gz``/``.bz2``/
-  ``.xz``/``.zst`` suffix is allowed). With ``data_files`` the dataset name is ignored. A single
-  path or a list is one split named ``train``: slice it with ``task.split``.
+  ``.parquet`` -> ``parquet``, ``.txt`` -> ``text``, ``.arrow`` -> ``arrow``, ``.png``/``.jpg``/
+  ``.jpeg`` -> ``imagefolder``, whose labels are the names of the images' folders; a ``.gz``/
+  ``.bz2``/``.xz``/``.zst`` suffix is allowed). A folder stands for every file with one of those
+  extensions under it. With ``data_files`` the dataset name is ignored. A single path or a list
+  is one split named ``train``: slice it with ``task.split``.
 * ``task.split``: which dataset split plays each posbench role, ``{train: ..., test: ...}``
   (default ``{train: train, test: test}``); slicing passes through to ``datasets``, e.g.
   ``{train: "train[:90%]", test: "train[90%:]"}`` or ``{train: train, test: validation}``.
@@ -45,6 +47,9 @@ FORMATS = {
     ".parquet": "parquet",
     ".txt": "text",
     ".arrow": "arrow",
+    ".png": "imagefolder",
+    ".jpg": "imagefolder",
+    ".jpeg": "imagefolder",
 }
 COMPRESSION = (".gz", ".bz2", ".xz", ".zst")
 #: Seconds allowed for the hub reachability probe (connect only).
@@ -142,10 +147,31 @@ def _format(path: str) -> str:
     return ext
 
 
+def _known(path: str) -> bool:
+    try:
+        _format(path)
+    except ConfigError:
+        return False
+    return True
+
+
 def _resolve(path) -> list[str]:
-    """Absolute paths (a glob pattern may match several files); a missing file is a ConfigError."""
+    """Absolute paths (a glob pattern may match several files, a folder stands for the files of a
+    known format under it); a missing file is a ConfigError."""
     text = os.path.expanduser(str(path))
     absolute = os.path.abspath(text)
+    if os.path.isdir(absolute):
+        found = sorted(
+            os.path.join(root, name)
+            for root, folders, names in os.walk(absolute)
+            for name in names
+            if not name.startswith(".") and _known(name)
+        )
+        if not found:
+            raise ConfigError(
+                f"task.data_files: the folder {str(path)!r} holds no file of a known format ({', '.join(FORMATS)})"
+            )
+        return found
     if any(ch in text for ch in "*?["):
         matches = sorted(glob.glob(absolute))
         if not matches:
@@ -283,7 +309,7 @@ def load_splits(dataset: str | None, dataset_config: str | None = None, data_fil
             if data_files is None and (offline or offline_requested()):
                 raise ConfigError(
                     f"task.dataset={dataset} could not be loaded (no network and not in the Hugging Face cache); "
-                    "point task.data_files at local csv/json/parquet files, "
+                    "point task.data_files at local csv/json/parquet/image files, "
                     "e.g. task.data_files={train: train.csv, test: test.csv}"
                 ) from None
             if data_files is None and type(err).__name__ == "DatasetNotFoundError":

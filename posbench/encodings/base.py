@@ -13,10 +13,24 @@ hook                where it acts                                examples
 ``score``           content-position term from unrotated q, k    Shaw, Transformer-XL, CoPE
 ``value``           a position term added to attention output    Shaw (values)
 ``between_blocks``  a module applied after each block            PEG (conditional encodings)
+``ffn``             the feed-forward's hidden activations        Mix-FFN's depthwise convolution
 ==================  ===========================================  ===============================
 
-Positions are passed explicitly, for queries and keys separately, as integer tensors of shape
-``[B or 1, L]``; randomized, shifted or 2D positions therefore need no change to a model.
+Positions are passed explicitly, for queries and keys separately, as integer tensors; randomized,
+shifted or 2D positions therefore need no change to a model. What a position is depends on the
+encoding's ``axes``:
+
+* ``axes = 1`` (the 1D encodings): ``[B or 1, L]``, the token's index in its sequence. On an image
+  (``model=vit``) that is the raster order: the class token, when there is one, is position 0 and
+  patch (r, c) of a ``side x side`` grid is ``prefix + r * side + c``; every 1D encoding therefore
+  runs on a ViT unchanged (as ViT's own learned table does, Dosovitskiy et al. 2021 eq. 1).
+* ``axes = 2`` (the 2D encodings): ``[B or 1, L, 2]``, the (row, col) of each token's patch. Such an
+  encoding needs an image grid (``AttentionShape.grid``) and is refused on sequences. The first
+  ``shape.prefix`` tokens (the class token) have no grid position: their coordinates are
+  ``(-1, -1)`` (``NO_POSITION``) and every 2D encoding documents what it does with them (no
+  position, or a vector of their own). Grids are square: ``grid_side`` recovers the side from
+  the token count.
+
 Tensor shapes: ``x`` is ``[B, L, d_model]``; ``q``/``k`` are ``[B, heads, L, head_dim]``;
 ``bias`` and ``score`` return logits terms broadcastable to ``[B, heads, Lq, Lk]`` that are added
 to the already ``1/sqrt(head_dim)``-scaled content logits.
@@ -41,8 +55,10 @@ than ``name`` are passed to ``__init__`` as keyword arguments.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from posbench.errors import ConfigError
@@ -57,6 +73,12 @@ class AttentionShape:
     heads: int
     layers: int
     causal: bool
+    #: The feed-forward's hidden width is ``ffn_mult * d_model`` (the ``ffn`` hook acts on it).
+    ffn_mult: int = 4
+    #: Patches per side of the training images' grid (``model=vit``); None for sequences.
+    grid: int | None = None
+    #: Tokens before the grid that have no grid position (the class token): 0 or 1.
+    prefix: int = 0
 
     @property
     def head_dim(self) -> int:
@@ -69,8 +91,12 @@ class PositionalEncoding(nn.Module):
     name: str = ""  # set by the registry
     #: One line for ``posbench list``: what it is and the paper.
     description: str = ""
-    #: ``none`` | ``absolute`` | ``relative`` | ``rotary`` | ``bias`` | ``composite`` (built from others).
+    #: ``none`` | ``absolute`` | ``relative`` | ``rotary`` | ``bias`` | ``conditional`` (computed from
+    #: the tokens, CPVT) | ``composite`` (built from others).
     family: str = "none"
+    #: Coordinates per position that the hooks read: 1 (sequence index) or 2 (row, col on an
+    #: image grid; such an encoding is refused on sequences). See the module docstring.
+    axes: int = 1
     #: Options that hold other encodings (a name, a mapping, or a list of them): a run's label
     #: always shows them, e.g. ``combo(learned+alibi)`` (``posbench.labels``).
     wraps: tuple[str, ...] = ()
@@ -90,6 +116,11 @@ class PositionalEncoding(nn.Module):
             raise ConfigError(f"encoding={self.name} is defined only for bidirectional attention (e.g. model=encoder)")
         if not shape.causal and not self.supports_bidirectional:
             raise ConfigError(f"encoding={self.name} is defined only for causal attention (e.g. model=decoder)")
+        if self.axes == 2 and shape.grid is None:
+            raise ConfigError(
+                f"encoding={self.name} is a 2D encoding: it reads the (row, col) of image patches and needs "
+                "model=vit with an image task, not a sequence"
+            )
         self.shape = shape
 
     # ---- hooks -------------------------------------------------------------------------------
@@ -101,9 +132,9 @@ class PositionalEncoding(nn.Module):
         """Input level: return the token embeddings ``x`` with position mixed in."""
         return x
 
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
-        """Rotate (or otherwise transform) queries and keys before their dot product (``score`` does
-        not see the result)."""
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
+        """Rotate (or otherwise transform) queries and keys of attention layer ``layer`` before
+        their dot product (``score`` does not see the result)."""
         return q, k
 
     def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
@@ -124,6 +155,11 @@ class PositionalEncoding(nn.Module):
     def between_blocks(self, x: Tensor, pos: Tensor, layer: int) -> Tensor:
         """Applied to the residual stream after block ``layer``."""
         return x
+
+    def ffn(self, h: Tensor, pos: Tensor, layer: int) -> Tensor:
+        """Applied in block ``layer``'s feed-forward to its hidden activations ``[B, L, ffn_mult *
+        d_model]``, between the first linear layer and the nonlinearity."""
+        return h
 
     # ---- declared capabilities ---------------------------------------------------------------
     @property
@@ -147,6 +183,11 @@ class PositionalEncoding(nn.Module):
         """The largest number of positions this encoding can represent (None: unbounded)."""
         return None
 
+    def check_grid(self, side: int) -> None:
+        """Raise ``ConfigError`` before training when this encoding cannot score a ``side x side``
+        grid of patches (a table tied to the training grid with ``resize=refuse``,
+        ``posbench.encodings.resize``)."""
+
     def check_fits(self, positions_needed: int) -> None:
         """Raise ``ConfigError`` before training when this run needs more positions than it has."""
         limit = self.max_positions()
@@ -158,6 +199,26 @@ class PositionalEncoding(nn.Module):
 
 
 ENCODINGS: Registry[PositionalEncoding] = Registry("encoding")
+
+
+#: The coordinates of a token without a grid position (the class token) for a 2D encoding.
+NO_POSITION = -1
+
+
+def grid_coordinates(side: int, prefix: int = 0, device=None) -> Tensor:
+    """``[1, prefix + side * side, 2]`` integer (row, col) of each token of a ``side x side`` grid in
+    raster order, after ``prefix`` tokens at ``(NO_POSITION, NO_POSITION)``: what a 2D encoding reads."""
+    rows, cols = torch.meshgrid(torch.arange(side, device=device), torch.arange(side, device=device), indexing="ij")
+    coords = torch.stack((rows.flatten(), cols.flatten()), dim=-1)
+    return torch.cat((coords.new_full((prefix, 2), NO_POSITION), coords))[None]
+
+
+def grid_side(tokens: int, prefix: int) -> int:
+    """The side of the square grid held by ``tokens`` tokens after ``prefix`` non-grid tokens."""
+    side = math.isqrt(tokens - prefix)
+    if side * side != tokens - prefix:
+        raise ValueError(f"{tokens - prefix} grid tokens do not form a square grid")
+    return side
 
 
 def relative_distance(q_pos: Tensor, k_pos: Tensor) -> Tensor:

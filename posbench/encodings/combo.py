@@ -11,6 +11,7 @@ its untied absolute term. ``encoding=combo encoding.parts=[learned,alibi]`` buil
     attention:       logits = q' . k' / sqrt(d_head) + sum_i bias_i + sum_i score_i(q, k)
                      output = softmax(logits) v + sum_i value_i
     between_blocks:  x <- b_K( ... b_1(x))
+    ffn:             h <- f_K( ... f_1(h))
 
 A part's ``score`` sees the queries and keys as projected, before any part's rotation (the
 contract of ``score``, posbench/encodings/base.py): in ``[rope, shaw]`` Shaw's ``q_i . a_ij``
@@ -26,6 +27,9 @@ SPE (Liutkus et al. 2021) replaces the queries and keys by R-dimensional random-
 its ``rotate``, so it is refused together with any other part that rotates: that rotation would act
 on the codes, or SPE would code rotated queries (``[spe, rope]`` would rotate 16 of 64 features).
 With parts that add logit terms (``[spe, alibi]``, ``[spe, shaw]``) it composes as above.
+
+Every part reads the same positions, so the parts are all 1D or all 2D (``axes``): on a ViT,
+``[sincos2d, rel_bias2d]`` combines, ``[learned, rel_bias2d]`` is refused.
 """
 
 from __future__ import annotations
@@ -78,6 +82,13 @@ class Combo(PositionalEncoding):
         if repeated:
             raise ConfigError(f"encoding=combo lists {', '.join(repeated)} more than once in encoding.parts")
         self.compose(ENCODINGS.build(section, shape) for section in sections)
+        axes = {part.name: part.axes for part in self.parts}
+        if len(set(axes.values())) > 1:
+            one, two = (next(name for name, n in axes.items() if n == k) for k in (1, 2))
+            raise ConfigError(
+                f"encoding=combo cannot combine the 1D encoding {one} with the 2D encoding {two}: its parts read the "
+                "same positions, sequence indices or (row, col); use 1D parts or 2D parts"
+            )
         for part in self.parts:
             bounded = [other.name for other in self.parts if other is not part and other.max_positions() is not None]
             if remaps_positions(part) and bounded:
@@ -97,6 +108,7 @@ class Combo(PositionalEncoding):
     def compose(self, parts: Iterable[PositionalEncoding]) -> None:
         """Hold ``parts`` (built encodings) and take from them the properties of the combination."""
         self.parts = nn.ModuleList(parts)
+        self.axes = max(part.axes for part in self.parts)
         self.shift_invariant = all(part.shift_invariant for part in self.parts)
         self.supports_bidirectional = all(part.supports_bidirectional for part in self.parts)
         self.supports_causal = all(part.supports_causal for part in self.parts)
@@ -127,9 +139,9 @@ class Combo(PositionalEncoding):
             x = part.embed(x, pos)
         return x
 
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
         for part in self.parts:
-            q, k = part.rotate(q, k, q_pos, k_pos)
+            q, k = part.rotate(q, k, q_pos, k_pos, layer)
         return q, k
 
     def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
@@ -146,9 +158,18 @@ class Combo(PositionalEncoding):
             x = part.between_blocks(x, pos, layer)
         return x
 
+    def ffn(self, h: Tensor, pos: Tensor, layer: int) -> Tensor:
+        for part in self.parts:
+            h = part.ffn(h, pos, layer)
+        return h
+
     def max_positions(self) -> int | None:
         limits = [limit for limit in (part.max_positions() for part in self.parts) if limit is not None]
         return min(limits, default=None)
+
+    def check_grid(self, side: int) -> None:
+        for part in self.parts:
+            part.check_grid(side)
 
     def check_fits(self, positions_needed: int) -> None:
         """Every part checks itself, so the tightest one refuses the run with its own message."""

@@ -84,6 +84,11 @@ class Randomized(PositionalEncoding):
         if section["name"] == self.name:
             raise ConfigError("encoding=randomized cannot be its own base; name the encoding to randomize, e.g. encoding.base=rope")
         self.base = ENCODINGS.build(section, shape)
+        if self.base.axes != 1:
+            raise ConfigError(
+                f"encoding=randomized draws random sequence positions, which the 2D encoding {self.base.name} cannot "
+                "read; randomize a 1D encoding"
+            )
         self.max_random_len = int(max_random_len)
         limit = self.base.max_positions()
         if limit is not None and limit < self.max_random_len:
@@ -138,8 +143,8 @@ class Randomized(PositionalEncoding):
     def embed(self, x: Tensor, pos: Tensor) -> Tensor:
         return self.base.embed(x, pos)
 
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
-        return self.base.rotate(q, k, q_pos, k_pos)
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
+        return self.base.rotate(q, k, q_pos, k_pos, layer)
 
     def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
         return self.base.bias(q_pos, k_pos, layer)
@@ -152,6 +157,9 @@ class Randomized(PositionalEncoding):
 
     def between_blocks(self, x: Tensor, pos: Tensor, layer: int) -> Tensor:
         return self.base.between_blocks(x, pos, layer)
+
+    def ffn(self, h: Tensor, pos: Tensor, layer: int) -> Tensor:
+        return self.base.ffn(h, pos, layer)
 
     def max_positions(self) -> int:
         return self.max_random_len

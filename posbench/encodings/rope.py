@@ -92,7 +92,7 @@ class RoPE(PositionalEncoding):
         """Rotate the first ``d_rot`` features of ``x`` (half-split) and pass the rest through."""
         return torch.cat((rotate_half_split(x[..., : self.rotated], cos, sin), x[..., self.rotated :]), dim=-1)
 
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
         q_cos_sin = self.cos_sin(q_pos)
         k_cos_sin = q_cos_sin if k_pos is q_pos else self.cos_sin(k_pos)
         return self.apply_rotation(q, *q_cos_sin), self.apply_rotation(k, *k_cos_sin)

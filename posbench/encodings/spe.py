@@ -105,7 +105,7 @@ class SineSPE(PositionalEncoding):
             coeffs = torch.cat((coeffs, position_free), dim=-1)
         return torch.einsum("bhlde,hder->bhldr", coeffs, noise)
 
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
         noise = self.draw_noise(q.device) if self.training else self.eval_noise.float()
         noise = noise * (self.num_realizations * self.shape.head_dim) ** -0.25  # c
         q_hat = apply_code(q, self.code(q_pos, noise, queries=True))

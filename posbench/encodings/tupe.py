@@ -45,7 +45,7 @@ class UntiedContent(PositionalEncoding):
     name = "tupe (position off)"
     description = "TUPE-A's content term only: content logits scaled by 1/sqrt(2d) (Ke et al. 2021, eq. 7)"
 
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
         return q * math.sqrt(0.5), k
 
 

@@ -80,7 +80,7 @@ class XPos(RoPE):
         """``zeta^(exponent / scale_base)`` for integer exponents ``[B or 1, L]``: ``[B or 1, 1, L, d/2]`` (float32)."""
         return self.zeta ** (exponent.to(torch.float32) / self.scale_base)[:, None, :, None]
 
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
+    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
         c = centre(q_pos, k_pos)
         q_cos, q_sin = self.cos_sin(q_pos)
         k_cos, k_sin = (q_cos, q_sin) if k_pos is q_pos else self.cos_sin(k_pos)

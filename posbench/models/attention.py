@@ -42,7 +42,7 @@ def attend(
     q_len, k_len = q.shape[-2], k.shape[-2]
     explicit = encoding.explicit_attention
     extra = encoding.score(q, k, q_pos, k_pos, layer) if explicit else None  # from the unrotated q, k
-    q, k = encoding.rotate(q, k, q_pos, k_pos)
+    q, k = encoding.rotate(q, k, q_pos, k_pos, layer)
     mask = encoding.bias(q_pos, k_pos, layer)
     if mask is not None:
         mask = mask.to(q.dtype)

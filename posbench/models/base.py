@@ -12,6 +12,11 @@ and implements:
   encoding with a bounded table can be refused before training (``check_fits``).
 
 Targets may end with ``eos`` and be right-padded with ``PAD``; the loss ignores PAD.
+
+A family reads what its ``inputs`` says (``sequences`` of symbols, or ``images``: ``model=vit``);
+a task gives one of the two (``Task.inputs``), and a mismatch is refused before anything is built.
+The task wires in what the family must know about its data (``Task.model_inputs``: ``eos`` for
+sequences, channels and image size for images).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class SequenceModel(nn.Module):
     description: str = ""
     #: True for causal (decoder-style) self-attention in ``self.net``.
     causal: bool = False
+    #: What the family reads: ``sequences`` (of symbols) or ``images``; tasks say what they give.
+    inputs: str = "sequences"
 
     def __init__(
         self,
@@ -67,15 +74,29 @@ class SequenceModel(nn.Module):
         """Create the network: one stack, ``self.net``, for the single-stack families."""
         self.net = self.stack(encoding, self.causal, self.vocab_size)
 
-    def stack(self, encoding: dict, causal: bool, outputs: int | None, cross_encoding: dict | None = None) -> Transformer:
-        """A Transformer over this model's tokens (symbols, SEP, BLANK) with ``encoding`` in its
-        self-attention, ``outputs`` logits (None: hidden states), and cross-attention if given."""
+    def stack(
+        self,
+        encoding: dict,
+        causal: bool,
+        outputs: int | None,
+        cross_encoding: dict | None = None,
+        *,
+        vectors: bool = False,
+        grid: int | None = None,
+        prefix: int = 0,
+    ) -> Transformer:
+        """A Transformer with ``encoding`` in its self-attention, ``outputs`` logits (None: hidden
+        states), and cross-attention if given. It reads this model's tokens (symbols, SEP, BLANK),
+        or ``vectors`` (an image's patch embeddings laid out on a ``grid`` after ``prefix`` tokens)."""
         sizes = self.sizes
-        shape = AttentionShape(sizes["d_model"], sizes["heads"], sizes["layers"], causal)
+        shape = AttentionShape(
+            sizes["d_model"], sizes["heads"], sizes["layers"], causal, sizes["ffn_mult"], grid=grid, prefix=prefix
+        )
         cross = None
         if cross_encoding is not None:
             cross = ENCODINGS.build(cross_encoding, replace(shape, causal=False))
-        return Transformer(self.vocab_size + 2, outputs, ENCODINGS.build(encoding, shape), cross_encoding=cross, **sizes)
+        tokens = None if vectors else self.vocab_size + 2
+        return Transformer(tokens, outputs, ENCODINGS.build(encoding, shape), cross_encoding=cross, **sizes)
 
     # ---- encodings ---------------------------------------------------------------------------
     @classmethod
@@ -114,9 +135,21 @@ class SequenceModel(nn.Module):
             for stack, encoding, cross in saved:
                 stack.encoding, stack.cross_encoding = encoding, cross
 
+    def check_task(self, task) -> None:
+        """Refuse (``ConfigError``) what this model cannot do with ``task``'s examples: here, an
+        encoding that cannot represent the longest one."""
+        longest = task.longest()
+        self.check_fits(task.source_len(longest), task.target_len(longest))
+
     def check_fits(self, src_len: int, tgt_len: int) -> None:
         """Refuse (``ConfigError``) an encoding that cannot represent the longest example."""
         self.encoding.check_fits(self.positions_needed(src_len, tgt_len))
+
+    @classmethod
+    def tokens_per_example(cls, section: dict, src_len: int, tgt_len: int) -> int:
+        """The tokens one example occupies in a stack, from the model's config ``section`` alone
+        (for the memory estimate made before the model is built)."""
+        return src_len + tgt_len + 1
 
     # ---- the family contract -----------------------------------------------------------------
     def loss(self, src: Tensor, tgt: Tensor) -> tuple[Tensor, Tensor]:

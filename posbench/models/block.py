@@ -1,5 +1,6 @@
 """A pre-LN Transformer block (Xiong et al. 2020): x + Attn(LN(x)), [x + CrossAttn(LN(x), memory)],
-then x + MLP(LN(x)). The cross-attention sublayer exists only in an encoder-decoder's decoder."""
+then x + MLP(LN(x)) with MLP(x) = W2 GELU(ffn(W1 x)), where ``ffn`` is the encoding's hook (the
+identity except for Mix-FFN). The cross-attention sublayer exists only in an encoder-decoder's decoder."""
 
 from __future__ import annotations
 
@@ -33,12 +34,10 @@ class Block(nn.Module):
             self.norm_cross = nn.LayerNorm(d_model)
             self.cross = CrossAttention(d_model, heads, dropout)
         self.norm2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, ffn_mult * d_model),
-            nn.GELU(),
-            nn.Linear(ffn_mult * d_model, d_model),
-            nn.Dropout(dropout),
-        )
+        self.fc1 = nn.Linear(d_model, ffn_mult * d_model)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(ffn_mult * d_model, d_model)
+        self.drop = nn.Dropout(dropout)
 
     def forward(
         self,
@@ -52,4 +51,5 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x), encoding, pos, causal, layer)
         if memory is not None:
             x = x + self.cross(self.norm_cross(x), memory.states, memory.encoding, memory.q_pos, memory.k_pos, layer)
-        return x + self.mlp(self.norm2(x))
+        hidden = encoding.ffn(self.fc1(self.norm2(x)), pos, layer)
+        return x + self.drop(self.fc2(self.act(hidden)))

@@ -2,9 +2,13 @@
 encoder-decoder's encoder, hidden states) out.
 
 Position enters only through the encoding's hooks: ``positions`` once per forward, ``embed`` on
-the input, ``rotate``/``bias``/``score``/``value`` inside every attention layer, ``between_blocks``
-after each block. A stack built with ``cross_encoding`` has cross-attention in every block and
-must be given the encoder's output as ``memory``.
+the input, ``rotate``/``bias``/``score``/``value`` inside every attention layer, ``ffn`` inside every
+feed-forward, ``between_blocks`` after each block. A stack built with ``cross_encoding`` has
+cross-attention in every block and must be given the encoder's output as ``memory``. A stack built
+with ``n_tokens=None`` reads vectors instead of token ids (the ViT's patch embeddings).
+
+The hooks receive the positions the encoding reads (``PositionalEncoding.axes``): sequence indices,
+or for a 2D encoding the ``coords`` of an image grid that the model passes in.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from posbench.models.block import Block, Memory
 class Transformer(nn.Module):
     def __init__(
         self,
-        n_tokens: int,
+        n_tokens: int | None,
         n_outputs: int | None,
         encoding: PositionalEncoding,
         d_model: int,
@@ -33,19 +37,23 @@ class Transformer(nn.Module):
         self.causal = encoding.shape.causal
         self.encoding = encoding
         self.cross_encoding = cross_encoding
-        self.embed = nn.Embedding(n_tokens, d_model)
+        self.embed = nn.Identity() if n_tokens is None else nn.Embedding(n_tokens, d_model)
         self.drop = nn.Dropout(dropout)
         cross = cross_encoding is not None
         self.blocks = nn.ModuleList(Block(d_model, heads, ffn_mult, dropout, cross) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Identity() if n_outputs is None else nn.Linear(d_model, n_outputs)
 
-    def forward(self, tokens: Tensor, pos: Tensor | None = None, memory: Tensor | None = None) -> Tensor:
-        """``tokens [B, L]`` and integer positions ``[B or 1, L]`` (default 0..L-1) -> ``[B, L, n_outputs]``
-        (``[B, L, d_model]`` without a head). ``memory [B, S, d_model]``: the encoder output to
-        cross-attend to (its positions are 0..S-1)."""
+    def forward(
+        self, tokens: Tensor, pos: Tensor | None = None, memory: Tensor | None = None, coords: Tensor | None = None
+    ) -> Tensor:
+        """``tokens [B, L]`` (``[B, L, d_model]`` vectors without an embedding) and integer
+        positions ``[B or 1, L]`` (default 0..L-1) -> ``[B, L, n_outputs]`` (``[B, L, d_model]``
+        without a head). ``memory [B, S, d_model]``: the encoder output to cross-attend to (its
+        positions are 0..S-1). ``coords [1, L, 2]``: the (row, col) of each token on an image grid,
+        what a 2D encoding reads (``posbench.encodings.base.grid_coordinates``)."""
         index = self.default_positions(tokens, pos)
-        pos = self.encoding.positions(index)
+        pos = self.encoding.positions(coords if self.encoding.axes == 2 else index)
         context = None
         if self.cross_encoding is not None:
             context = Memory(memory, self.cross_encoding, index, self.default_positions(memory, None))

@@ -60,8 +60,9 @@ class Run:
 
     @property
     def train_lengths(self) -> list | None:
-        """``[lo, hi]`` of the training lengths: results.json's own, else the task configuration's."""
-        lengths = self.data.get("train_lengths")
+        """``[lo, hi]`` of the training lengths (an image task's: sizes): results.json's own, else
+        the task configuration's."""
+        lengths = self.data.get("train_lengths", self.data.get("train_sizes"))
         if lengths is None:
             task = (self.data.get("config") or {}).get("task")
             lengths = task.get("train_lengths") if isinstance(task, dict) else None
@@ -141,14 +142,15 @@ def _check_run(data) -> str | None:
         return "lacks " + ", ".join(missing or ["label and encoding"])
     twin = data["nope"] if isinstance(data.get("nope"), dict) else {}
     wrong = [key for key, kinds in SHAPES.items() if not isinstance(data.get(key), kinds)]
-    wrong += [key for key, table in (("lengths", data.get("lengths")), ("nope.lengths", twin.get("lengths"))) if not _by_length(table)]
+    tables = [(f"{where}{key}", entry.get(key)) for where, entry in (("", data), ("nope.", twin)) for key in ("lengths", "sizes")]
+    wrong += [key for key, table in tables if not _by_length(table)]
     if not isinstance(twin.get("metrics"), _TABLE):
         wrong.append("nope.metrics")
     return "unexpected " + ", ".join(wrong) if wrong else None
 
 
 def _by_length(lengths) -> bool:
-    """Whether ``lengths`` is null or maps lengths (digits) to tables."""
+    """Whether ``lengths`` is null or maps lengths or sizes (digits) to tables."""
     return lengths is None or isinstance(lengths, dict) and all(
         length.isdigit() and isinstance(values, dict) for length, values in lengths.items())
 

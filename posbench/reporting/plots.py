@@ -3,7 +3,7 @@
 * ``acc_vs_length_<task>_<model>.png`` per row: the per-length metric (``acc``; ``ppl`` for
   language modelling; the chosen metric's key otherwise) by evaluation length, one line per label
   (mean over seeds, band min–max), the no-PE twins dashed, the training lengths shaded and chance
-  dotted;
+  dotted; for an image task ``acc_vs_size_<task>_<model>.png``, by image size;
 * ``with_without_pe.png``: per row, each label's metric beside its twins' and with its encoding off.
 """
 
@@ -13,6 +13,7 @@ import math
 import re
 from pathlib import Path
 
+from posbench import scales
 from posbench.reporting.metric import Metric
 from posbench.reporting.table import Grid, Row
 from posbench.training.files import atomic
@@ -35,8 +36,8 @@ def draw(grid: Grid, out: Path) -> list[str]:
         return name
 
     rows = [row for row in grid.rows if grid.runs(row)]
-    names = [save(_by_length(grid, row, Figure(figsize=(7, 4.5))), file_name(f"acc_vs_length_{row.task}_{row.model}.png"))
-             for row in rows if any(run.data.get("lengths") for run in grid.runs(row))]
+    names = [save(_by_scale(grid, row, Figure(figsize=(7, 4.5))), file_name(f"acc_vs_{_axis(grid, row)}_{row.task}_{row.model}.png"))
+             for row in rows if any(scales.scores(run.data) for run in grid.runs(row))]
     if rows:
         fig = Figure(figsize=(max(6.0, 1.3 * len(grid.labels) + 2), 3 * len(rows)))
         for ax, row in zip(fig.subplots(len(rows), 1, squeeze=False)[:, 0], rows):
@@ -45,31 +46,37 @@ def draw(grid: Grid, out: Path) -> list[str]:
     return names
 
 
-def _by_length(grid: Grid, row: Row, fig):
-    runs = grid.runs(row)
+def _axis(grid: Grid, row: Row) -> str:
+    """``length`` or ``size``: what the row's runs were scored at."""
+    return next((scales.axis_of(run.data) for run in grid.runs(row) if scales.scores(run.data)), "length")
+
+
+def _by_scale(grid: Grid, row: Row, fig):
+    runs, axis = grid.runs(row), _axis(grid, row)
     key = grid.metric.key
     if key == "acc" and any("ppl" in (run.data.get("metrics") or {}) for run in runs):
         key = "ppl"  # language modelling: perplexity by length, as in the single-run summary
-    lengths = sorted({length for run in runs for length in run.data.get("lengths") or {}}, key=int)
+    lengths = sorted({n for run in runs for n in scales.scores(run.data) or {}}, key=int)
     ax = fig.subplots()
     for label in grid.labels:
-        points = [(int(length), grid.stats(row, label, Metric(key, "length", length))) for length in lengths]
+        points = [(int(length), grid.stats(row, label, Metric(key, axis, length))) for length in lengths]
         points = [(x, stats) for x, stats in points if stats.n]
         if points:
             xs = [x for x, _ in points]
             ax.plot(xs, [stats.mean for _, stats in points], marker="o", label=grid.shown[label])
             ax.fill_between(xs, [min(stats.values) for _, stats in points], [max(stats.values) for _, stats in points], alpha=0.2)
-    twin = [(int(length), grid.twins(row, metric=Metric(key, "length", length)).mean) for length in lengths]
+    twin = [(int(length), grid.twins(row, metric=Metric(key, axis, length)).mean) for length in lengths]
     twin = [(x, y) for x, y in twin if y is not None]
     if twin:
         ax.plot(*zip(*twin), linestyle="--", color="black", label="no-PE twin")
     train = next((run.train_lengths for run in runs if run.train_lengths), None)
     if train:
-        ax.axvspan(train[0], train[1], color="grey", alpha=0.15, label="training lengths")
+        shaded = (train[0] - 0.5, train[1] + 0.5) if train[0] == train[1] else train  # one size: a visible band
+        ax.axvspan(*shaded, color="grey", alpha=0.15, label=f"training {axis}s")
     if key == "acc" and grid.chance(row) is not None:
         ax.axhline(grid.chance(row), linestyle=":", color="grey", label="chance")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set(xlabel="evaluation length", ylabel=key, title=f"{grid.name(row)}: {key} by length (band: min–max over seeds)")
+    ax.set(xlabel=scales.words(axis), ylabel=key, title=f"{grid.name(row)}: {key} by {axis} (band: min–max over seeds)")
     _legend(ax)
     return fig
 
@@ -81,7 +88,7 @@ def _bars(grid: Grid, row: Row, ax) -> None:
         "with PE": [grid.stats(row, label, metric).mean for label in labels],
         "no-PE twin": [grid.twins(row, label, metric).mean for label in labels],
     }
-    if metric.source != "length":
+    if metric.source not in scales.AXES:
         series["PE off"] = [grid.stats(row, label, Metric(metric.key, "pe_off")).mean for label in labels]
     series = {name: values for name, values in series.items() if any(v is not None for v in values)}
     for i, (name, values) in enumerate(series.items()):

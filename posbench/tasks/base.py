@@ -50,6 +50,11 @@ class Task:
     #: Score with teacher forcing (next-token accuracy and perplexity, as for language modelling)
     #: instead of generating the answer.
     teacher_forced: bool = False
+    #: What the examples are: ``sequences`` of symbols, or ``images`` (``posbench.tasks.image``).
+    inputs: str = "sequences"
+    #: What the evaluation scales: ``length`` (a sequence task's ``eval_lengths``) or ``size``
+    #: (an image task's ``eval_sizes``); results.json holds the scores under ``lengths`` or ``sizes``.
+    axis: str = "length"
 
     def __init__(
         self,
@@ -99,6 +104,14 @@ class Task:
     def eos(self) -> int | None:
         """The end-of-sequence symbol, or None when the answer length follows from the source."""
         return self.vocab_size if self.variable_length else None
+
+    def example_bytes(self, length: int) -> int:
+        """Bytes one stored evaluation example of task length ``length`` takes (source and target)."""
+        return 8 * (self.source_len(length) + self.target_len(length))
+
+    def model_inputs(self) -> dict:
+        """What the model family is told about the data when it is built (``eos`` for sequences)."""
+        return {"eos": self.eos}
 
     @property
     def n_symbols(self) -> int:

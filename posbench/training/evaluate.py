@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from posbench import scales
 from posbench.models import SequenceModel
 from posbench.tasks.base import PAD, Batch, Task
 from posbench.training.progress import Progress
@@ -91,7 +92,8 @@ def score(
 def evaluate(
     model: SequenceModel, task: Task, test_set: list[Batch], length_sets: dict[int, list[Batch]], desc: str | None = None
 ) -> dict:
-    """In-distribution metrics plus one entry per evaluation length. ``desc`` (the run's progress
+    """In-distribution metrics plus one entry per evaluation length (``lengths``; an image task's
+    per evaluation size: ``sizes``). ``desc`` (the run's progress
     prefix, ``rope``): show progress as ``rope: evaluating``, one count over the test set and every
     length together, so that many lengths each quick to score still show up as a long evaluation."""
     total = examples(test_set, *length_sets.values())
@@ -103,8 +105,8 @@ def evaluate(
             return score(model, batches, task, progress=bar)
 
         metrics = scored(test_set, "test set")
-        lengths = {str(length): scored(batches, f"length {length}") for length, batches in length_sets.items()}
-    return {"metrics": metrics, "lengths": lengths}
+        by_scale = {str(n): scored(batches, f"{task.axis} {n}") for n, batches in length_sets.items()}
+    return {"metrics": metrics, scales.key(task.axis): by_scale}
 
 
 def constant_output_ceiling(batches: list[Batch]) -> float | None:

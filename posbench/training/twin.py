@@ -21,6 +21,7 @@ from typing import Callable
 
 from filelock import FileLock
 
+from posbench import scales
 from posbench.training.files import write_json
 from posbench.training.loop import CorruptCheckpoint
 
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Part of every entry's key: entries written in an older format are not read. 2: the events hold
 #: a per-run HParams session, no experiment-wide summary (which would hide every other run's
-#: hparams in TensorBoard), and accuracy against length as a curve.
-CACHE_FORMAT = 2
+#: hparams in TensorBoard), and accuracy against length as a curve. 3: checkpoints name the
+#: feed-forward's layers ``fc1``/``fc2`` (the ``ffn`` hook sits between them).
+CACHE_FORMAT = 3
 
 
 def twin_outcome(folder: Path, train: Callable[[Path], dict]) -> dict:
@@ -73,11 +75,11 @@ def read_outcome(folder: Path) -> dict | None:
 
 
 def complete(outcome: dict) -> bool:
-    """Whether a stored outcome holds what a run reads: numbers for every metric and length when
+    """Whether a stored outcome holds what a run reads: numbers for every metric and length (size) when
     ``ok``, the step when ``diverged``."""
     if outcome["status"] == "diverged":
         return isinstance(outcome["diverged_at"], int)
-    scores = [outcome["metrics"], *outcome["lengths"].values()]
+    scores = [outcome["metrics"], *scales.scores(outcome).values()]
     return outcome["status"] == "ok" and all(
         isinstance(score, dict) and isinstance(score.get("acc"), float | int) for score in scores
     )

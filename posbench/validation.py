@@ -139,9 +139,9 @@ def rough_parameters(cfg: dict, task: Task) -> int:
 
 
 def memory_estimate(cfg: dict, task: Task, parameters: int, explicit: bool) -> dict[str, int]:
-    """Rough peak bytes of the three things a run holds at once, by what decides each: the
-    parameters with their optimizer state, the training activations of one batch, and the
-    evaluation sets (stored whole) plus one scored batch. ``explicit``: some attention takes the
+    """Rough peak bytes of the things a run holds at once, by what decides each: the parameters
+    with their optimizer state, the training activations of one batch, the evaluation sets (stored
+    whole) plus one scored batch, and a dataset the task keeps on the device. ``explicit``: some attention takes the
     explicit path, which materialises logits quadratic in the sequence length."""
     model, trainer = cfg["model"], cfg["trainer"]
     d, layers, heads = model["d_model"], model["layers"], model["heads"]
@@ -168,6 +168,7 @@ def memory_estimate(cfg: dict, task: Task, parameters: int, explicit: bool) -> d
         ),
         "evaluation sets (task.eval_size, task.eval_lengths)": stored
         + activations(min(task.eval_size, EVAL_BATCH), longest, backward=False),
+        "the dataset held on the device (task.dataset, task.image_size)": task.held_bytes(),
     }
 
 

@@ -23,6 +23,7 @@ from posbench.encodings.alibi import alibi_slopes
 from posbench.encodings.base import NO_POSITION, grid_coordinates
 from posbench.errors import ConfigError
 from posbench.models import MODELS
+from posbench.tasks import TASKS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "encoding"
 NAMES = ["rel_bias2d", "rel2d", "alibi2d", "peg", "convffn"]
@@ -296,7 +297,7 @@ def test_rel_bias2d_resize_refuse():
     build("rel_bias2d").check_grid(6)  # bicubic: fine
     model = MODELS.build({"name": "vit"}, 4, {"name": "rel_bias2d", "resize": "refuse"}, channels=1, image_size=16)
     with pytest.raises(ConfigError, match="6x6"):
-        model.check_task(type("Task", (), {"eval_lengths": [16, 24]})())
+        model.check_task(TASKS.build({"name": "quadrant", "eval_sizes": [16, 24]}))
 
 
 def test_rel_bias2d_initialisation():

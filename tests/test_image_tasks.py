@@ -343,6 +343,9 @@ def test_normalisation_uses_the_training_split_statistics(parquet_files, tmp_pat
 
 
 def test_an_image_folder_is_grey_and_labelled_by_folder(image_folders):
+    for split, folder in image_folders.items():  # Hugging Face's imagefolder convention: not data
+        (tmp := __import__("pathlib").Path(folder)).joinpath("metadata.csv").write_text("file_name,note\n")
+        tmp.joinpath("README.txt").write_text(f"{split} images\n")
     task = classify(image_folders)
     assert task.channels == 1 and task.data.labels == [0, 1] and task.data.names == ["cat", "dog"]
     assert task.data.train_images.shape == (14, 1, 16, 16) and task.data.test_images.shape == (7, 1, 16, 16)

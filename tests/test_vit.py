@@ -117,6 +117,43 @@ def test_bad_image_configurations_are_refused_in_one_line(overrides, message, tm
     assert "\n" not in str(refusal.value)
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["task=relation", "task.image_size=16", "task.eval_sizes=[16]", "model.patch_size=8"],
+         r"task.cell=4 is not a multiple of model.patch_size=8: a patch would straddle cells"),
+        (["task=patch_order", "task.image_size=16", "task.eval_sizes=[16]", "model.patch_size=8"],
+         r"task.cell=4 is not a multiple of model.patch_size=8"),
+        (["task.eval_sizes=[8,12]"], r"half of a 12-pixel image is not a multiple of model.patch_size=4"),
+    ],
+)
+def test_patches_that_could_show_the_label_are_refused(overrides, message, tmp_path):
+    """A patch straddling two cells (relation, patch_order) or the quadrant boundary would let the
+    no-PE twin read the label from patch contents: refused before training."""
+    base = [o for o in MICRO if not (o.startswith("task=") or o.startswith("task.eval_sizes"))]
+    task = [o for o in overrides if o.startswith("task=")] or ["task=quadrant"]
+    with pytest.raises(ConfigError, match=message):
+        experiment.run(compose([*base, *task, *(o for o in overrides if o not in task)], tmp_path / "twins"), tmp_path / "run")
+
+
+def test_tables_that_remap_positions_are_refused_on_a_grid():
+    """randomized draws sequence positions, which a resampled table of the training grid cannot
+    serve: refused on a ViT, also inside combo; a learned table with a bias resamples fine."""
+    for encoding in ({"name": "randomized", "base": "learned"}, {"name": "combo", "parts": ["learned", "randomized"]}):
+        with pytest.raises(ConfigError, match="encoding=randomized draws random positions along a sequence"):
+            MODELS.build({"name": "vit"}, 4, encoding, channels=1, image_size=8)
+    model = MODELS.build({"name": "vit"}, 4, {"name": "combo", "parts": ["learned", "alibi"]}, channels=1, image_size=8)
+    assert torch.isfinite(model.logits(torch.randn(2, 1, 16, 16))).all()
+
+
+def test_the_class_token_gets_no_weight_decay():
+    from posbench.training.loop import parameter_groups
+
+    model = vit("none")
+    decayed = {id(p) for p in parameter_groups(model, 0.01)[0]["params"]}
+    assert id(model.cls_token) not in decayed and id(model.patch.weight) in decayed
+
+
 def test_a_vit_run_records_sizes_everywhere(tmp_path):
     """results.json holds ``sizes`` (and ``train_sizes``), the printed table has size columns,
     TensorBoard has accuracy against size, and a report plots it."""

@@ -171,7 +171,8 @@ def _resolve(path) -> list[str]:
             raise ConfigError(
                 f"task.data_files: the folder {str(path)!r} holds no file of a known format ({', '.join(FORMATS)})"
             )
-        return found
+        images = [name for name in found if FORMATS[_format(name)] == "imagefolder"]
+        return images or found  # an image folder's metadata.csv or README.txt is not data
     if any(ch in text for ch in "*?["):
         matches = sorted(glob.glob(absolute))
         if not matches:

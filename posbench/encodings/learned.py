@@ -58,10 +58,14 @@ class Learned(PositionalEncoding):
                 f"{shape.prefix + shape.grid**2} tokens; raise encoding.max_len"
             )
 
-    def max_positions(self) -> int | None:
-        if self.shape.grid is not None and self.resize == "bicubic":
-            return None  # any grid is served by resampling the training grid's rows
+    def max_positions(self) -> int:
         return self.table.num_embeddings
+
+    def check_fits(self, positions_needed: int) -> None:
+        """On an image grid with ``resize=bicubic`` any grid is served by resampling the training
+        grid's rows (whose fit ``__init__`` checked); otherwise the table must hold every position."""
+        if self.shape.grid is None or self.resize == "refuse":
+            super().check_fits(positions_needed)
 
     def check_grid(self, side: int) -> None:
         check_resize(self.name, self.resize, self.shape.grid, side)

@@ -83,12 +83,12 @@ class Randomized(PositionalEncoding):
         section = part_section(base, "encoding.base")
         if section["name"] == self.name:
             raise ConfigError("encoding=randomized cannot be its own base; name the encoding to randomize, e.g. encoding.base=rope")
-        self.base = ENCODINGS.build(section, shape)
-        if self.base.axes != 1:
+        if shape.grid is not None:
             raise ConfigError(
-                f"encoding=randomized draws random sequence positions, which the 2D encoding {self.base.name} cannot "
-                "read; randomize a 1D encoding"
+                "encoding=randomized draws random positions along a sequence (Ruoss et al. 2023, for length "
+                "generalization); an image's patches have grid positions: use a 2D encoding on model=vit"
             )
+        self.base = ENCODINGS.build(section, shape)
         self.max_random_len = int(max_random_len)
         limit = self.base.max_positions()
         if limit is not None and limit < self.max_random_len:

@@ -66,7 +66,8 @@ class VisionTransformer(SequenceModel):
         self.prefix = int(pool == "cls")
         self.patch = nn.Conv2d(channels, d_model, kernel_size=patch_size, stride=patch_size)
         if self.prefix:
-            self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
+            # one vector: 1-D parameters get no weight decay (posbench.training.loop), as timm's class token
+            self.cls_token = nn.Parameter(torch.zeros(d_model))
             nn.init.normal_(self.cls_token, std=0.02)
         grid = image_size // patch_size
         self.net = self.stack(encoding, False, None, vectors=True, grid=grid, prefix=self.prefix)
@@ -77,7 +78,7 @@ class VisionTransformer(SequenceModel):
         side = images.shape[-1] // self.patch_size
         x = self.patch(images).flatten(2).transpose(1, 2)
         if self.prefix:
-            x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x), dim=1)
+            x = torch.cat((self.cls_token.to(x.dtype).expand(x.shape[0], 1, -1), x), dim=1)
         return x, grid_coordinates(side, self.prefix, images.device)
 
     def logits(self, images: Tensor) -> Tensor:
@@ -106,6 +107,7 @@ class VisionTransformer(SequenceModel):
                 f"task.eval_sizes has {', '.join(map(str, untiled))}, not a multiple of model.patch_size={self.patch_size}; "
                 "choose sizes that patches tile"
             )
+        task.check_patch_size(self.patch_size)
         for size in task.eval_lengths:
             self.encoding.check_grid(size // self.patch_size)
         try:

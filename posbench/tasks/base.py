@@ -109,6 +109,11 @@ class Task:
         """Bytes one stored evaluation example of task length ``length`` takes (source and target)."""
         return 8 * (self.source_len(length) + self.target_len(length))
 
+    def held_bytes(self) -> int:
+        """Bytes of data the task keeps on the training device besides its evaluation sets (a
+        dataset's training split); 0 for a generator."""
+        return 0
+
     def model_inputs(self) -> dict:
         """What the model family is told about the data when it is built (``eos`` for sequences)."""
         return {"eos": self.eos}

@@ -65,3 +65,13 @@ def render_cells(kinds: Tensor, cell: int, generator: torch.Generator) -> Tensor
     inside = (r >= 0) & (r < SHAPE_SIDE) & (c >= 0) & (c < SHAPE_SIDE)
     pixels = SHAPES.to(device)[per_pixel(kinds), r.clamp(0, SHAPE_SIDE - 1), c.clamp(0, SHAPE_SIDE - 1)]
     return pixels * inside
+
+
+def check_cell_patches(cell: int, patch: int) -> None:
+    """Patches must not straddle cells: ``cell`` a multiple of ``patch``, so no patch shows parts of
+    two cells (two shapes, or a seam between shuffled cells)."""
+    if cell % patch:
+        raise ConfigError(
+            f"task.cell={cell} is not a multiple of model.patch_size={patch}: a patch would straddle cells and "
+            "show how they are placed, which the no-PE twin could read; use a patch size that divides task.cell"
+        )

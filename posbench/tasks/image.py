@@ -60,6 +60,11 @@ class ImageTask(Task):
         """``batch_size`` images ``[B, channels, size, size]`` and their labels ``[B]``."""
         raise NotImplementedError
 
+    def check_patch_size(self, patch: int) -> None:
+        """Raise ``ConfigError`` when patches of ``patch`` pixels could show what gives the label
+        away (a patch holding both shapes of ``relation``): the no-PE twin would then beat chance
+        for a reason that is not position. Called by the ViT before training; by default nothing."""
+
     # ---- the task contract -------------------------------------------------------------------
     def sample(self, batch_size: int, length: int, generator: torch.Generator) -> Batch:
         images, labels = self.draw(batch_size, length, generator)

@@ -106,6 +106,15 @@ class ImageDataTask(ImageTask):
     def data_fingerprint(self) -> str:
         return self.data.fingerprint()
 
+    def held_bytes(self) -> int:
+        """The uint8 images held on the device: the training split as decoded and at ``image_size``,
+        the test split at every scored size."""
+        train, test = self.data.train_images, self.data.test_images
+        per_image = train[0].numel() // train.shape[-1] ** 2  # channels
+        pixels = train.shape[0] * (train.shape[-1] ** 2 + self.image_size**2)
+        pixels += test.shape[0] * sum(size**2 for size in {self.image_size, *self.eval_sizes})
+        return per_image * pixels
+
     def training_examples(self) -> int:
         return int(self.data.train_labels.shape[0])
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from posbench.schema import NonNegativeFloat
 from posbench.tasks.base import TASKS
-from posbench.tasks.cells import CellSide, check_cells
+from posbench.tasks.cells import check_cell_patches, CellSide, check_cells
 from posbench.tasks.image import ImageTask, pixel_grid, uniform_int
 
 
@@ -71,6 +71,9 @@ class PatchOrder(ImageTask):
         self.cell, self.noise = int(cell), float(noise)
         super().__init__(**options)
         check_cells(self, self.cell, min_cells=2)
+
+    def check_patch_size(self, patch: int) -> None:
+        check_cell_patches(self.cell, patch)
 
     def pair(self, batch_size: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Smooth images ``[B, S, S]`` and the same images with their cells shuffled."""

@@ -38,6 +38,17 @@ class Quadrant(ImageTask):
                 "use a smaller marker or larger images"
             )
 
+    def check_patch_size(self, patch: int) -> None:
+        """Quadrant boundaries must fall between patches, else the patch on a boundary shows on which
+        side of it the marker lies."""
+        off = [size for size in (self.image_size, *self.eval_sizes) if (size // 2) % patch]
+        if off:
+            raise ConfigError(
+                f"half of a {off[0]}-pixel image is not a multiple of model.patch_size={patch}: a patch would "
+                "straddle the quadrant boundary and show where the marker is, which the no-PE twin could read; "
+                "use sizes that are multiples of twice the patch size"
+            )
+
     def draw(self, batch_size: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         label = uniform_int(0, 3, (batch_size,), generator)
         half = size // 2

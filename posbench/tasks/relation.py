@@ -22,7 +22,7 @@ from torch import Tensor
 
 from posbench.schema import NonNegativeFloat
 from posbench.tasks.base import TASKS
-from posbench.tasks.cells import PLUS, SQUARE, CellSide, check_cells, render_cells
+from posbench.tasks.cells import check_cell_patches, PLUS, SQUARE, CellSide, check_cells, render_cells
 from posbench.tasks.image import ImageTask, uniform_int
 
 
@@ -45,6 +45,9 @@ class Relation(ImageTask):
         self.cell, self.noise = int(cell), float(noise)
         super().__init__(**options)
         check_cells(self, self.cell, min_cells=2)
+
+    def check_patch_size(self, patch: int) -> None:
+        check_cell_patches(self.cell, patch)
 
     def draw(self, batch_size: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         grid = size // self.cell

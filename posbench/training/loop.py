@@ -124,7 +124,10 @@ def fit(
         if state["fingerprint"] != fingerprint:
             reason = f"written by another configuration: {difference(state['semantic'], semantic) or 'other data'}"
             raise CorruptCheckpoint(checkpoint, reason)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError:  # e.g. written before a change of the model's layer names
+            raise CorruptCheckpoint(checkpoint, "its weights do not fit this model: written by another posbench version") from None
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])

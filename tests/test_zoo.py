@@ -37,6 +37,10 @@ MODES = {"encoder": (False,), "decoder": (True,), "seq2seq": (False, True), "vit
 IMAGES = ["task=quadrant", "task.image_size=8", "task.eval_sizes=[8,16]", "task.eval_size=4"]
 
 
+#: 1D encodings refused on an image grid, with the start of their reason.
+REFUSED_ON_A_GRID = {"randomized": "draws random positions along a sequence"}
+
+
 def micro(model: str) -> list[str]:
     """MICRO for a sequence model; for the ViT, the same trainer and sizes on a micro image task."""
     if MODELS.get(model).inputs == "sequences":
@@ -60,6 +64,10 @@ def test_every_encoding_trains_with_every_model(encoding, model, tmp_path, monke
     cls = ENCODINGS.get(encoding)
     if cls.axes == 2 and MODELS.get(model).inputs == "sequences":
         with pytest.raises(ConfigError, match=f"encoding={encoding} is a 2D encoding"):
+            experiment.run(cfg, tmp_path / "run")
+        return
+    if MODELS.get(model).inputs == "images" and encoding in REFUSED_ON_A_GRID:
+        with pytest.raises(ConfigError, match=f"encoding={encoding} {REFUSED_ON_A_GRID[encoding]}"):
             experiment.run(cfg, tmp_path / "run")
         return
     if not all(cls.supports_causal if causal else cls.supports_bidirectional for causal in MODES[model]):

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from posbench.encodings.alibi import alibi_slopes
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, grid_pairs
 
 
 @ENCODINGS.register("alibi2d")
@@ -46,7 +46,5 @@ class ALiBi2D(PositionalEncoding):
             dist = delta.abs().sum(-1)
         prefix = self.shape.prefix
         if prefix:
-            patch_q = torch.arange(q_pos.shape[-2], device=dist.device) >= prefix
-            patch_k = torch.arange(k_pos.shape[-2], device=dist.device) >= prefix
-            dist = dist * (patch_q[:, None] & patch_k[None, :])
+            dist = dist * grid_pairs(q_pos.shape[-2], k_pos.shape[-2], prefix, dist.device)
         return -self.slopes * dist[:, None]  # [B or 1, heads, Lq, Lk]

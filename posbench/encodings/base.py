@@ -221,6 +221,20 @@ def grid_side(tokens: int, prefix: int) -> int:
     return side
 
 
+def add_to_patches(x: Tensor, code: Tensor, prefix: int, prefix_code: Tensor | None = None) -> Tensor:
+    """``x [B, prefix + N, d]`` with ``code [B or 1, N, d]`` added to its last N (grid) tokens and
+    ``prefix_code [prefix, d]`` (if given) to its first ``prefix`` tokens, in one pass."""
+    head = x[:, :prefix] if prefix_code is None else x[:, :prefix] + prefix_code.to(x.dtype)
+    return torch.cat((head, x[:, prefix:] + code.to(x.dtype)), dim=1)
+
+
+def grid_pairs(q_len: int, k_len: int, prefix: int, device=None) -> Tensor:
+    """``[Lq, Lk]`` boolean: True where both the query and the key are grid tokens (neither is one
+    of the first ``prefix`` tokens, which have no grid position)."""
+    index = torch.arange(max(q_len, k_len), device=device) >= prefix
+    return index[:q_len, None] & index[None, :k_len]
+
+
 def relative_distance(q_pos: Tensor, k_pos: Tensor) -> Tensor:
     """``i - j`` for every query position i and key position j: shape ``[B or 1, Lq, Lk]``."""
     return q_pos[..., :, None] - k_pos[..., None, :]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
@@ -45,4 +46,5 @@ class ConvFFN(PositionalEncoding):
             nn.init.zeros_(conv.bias)
 
     def ffn(self, h: Tensor, pos: Tensor, layer: int) -> Tensor:
-        return conv_on_grid(self.convs[layer], h, self.shape.prefix)
+        prefix = self.shape.prefix
+        return torch.cat((h[:, :prefix], conv_on_grid(self.convs[layer], h, prefix)), dim=1)

@@ -37,8 +37,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
-from posbench.encodings.sincos2d import add_to_patches
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, add_to_patches
 from posbench.errors import ConfigError
 from posbench.schema import PositiveFloat, PositiveInt
 

@@ -25,14 +25,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import (
-    ENCODINGS,
-    AttentionShape,
-    PositionalEncoding,
-    grid_side,
-)
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, add_to_patches, grid_side
 from posbench.encodings.resize import Resize, check_resize, resample
-from posbench.encodings.sincos2d import add_to_patches
 from posbench.errors import ConfigError
 from posbench.schema import NonNegativeFloat
 
@@ -80,7 +74,4 @@ class Learned2D(PositionalEncoding):
     def embed(self, x: Tensor, pos: Tensor) -> Tensor:
         prefix = self.shape.prefix
         side = grid_side(pos.shape[-2], prefix)
-        x = add_to_patches(x, self.code(pos[:, prefix:], side), prefix)
-        if self.prefix_code is None:
-            return x
-        return torch.cat((x[:, :prefix] + self.prefix_code.to(x.dtype), x[:, prefix:]), dim=1)
+        return add_to_patches(x, self.code(pos[:, prefix:], side), prefix, self.prefix_code)

@@ -27,21 +27,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, grid_side
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, add_to_patches, grid_side
 from posbench.errors import ConfigError
 from posbench.schema import EachAtLeast, NonEmpty
 
 
 def conv_on_grid(conv: nn.Conv2d, x: Tensor, prefix: int) -> Tensor:
-    """``[x[:, :prefix]; conv(grid)]``: ``conv`` applied to the grid tokens of ``x [B, prefix + S*S, C]``
-    laid out as an ``S x S`` image in raster order, the ``prefix`` tokens returned unchanged."""
+    """``conv`` applied to the grid tokens of ``x [B, prefix + S*S, C]`` laid out as an ``S x S``
+    image in raster order: ``[B, S*S, C']`` (the ``prefix`` tokens are left to the caller)."""
     batch, tokens, channels = x.shape
     side = grid_side(tokens, prefix)
     image = x[:, prefix:].transpose(1, 2).reshape(batch, channels, side, side)
-    return torch.cat((x[:, :prefix], conv(image).flatten(2).transpose(1, 2)), dim=1)
+    return conv(image).flatten(2).transpose(1, 2)
 
 
 def depthwise3x3(channels: int) -> nn.Conv2d:
@@ -71,5 +70,4 @@ class PEG(PositionalEncoding):
         if str(layer) not in self.convs:
             return x
         prefix = self.shape.prefix
-        y = conv_on_grid(self.convs[str(layer)], x, prefix)
-        return torch.cat((x[:, :prefix], x[:, prefix:] + y[:, prefix:]), dim=1)
+        return add_to_patches(x, conv_on_grid(self.convs[str(layer)], x, prefix), prefix)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, grid_pairs
 from posbench.schema import NonNegativeInt
 
 
@@ -69,7 +69,5 @@ class Relative2D(PositionalEncoding):
             total = total + per_row.gather(-1, bucket[..., axis][:, None].expand(size))
         prefix = self.shape.prefix
         if prefix:
-            patch_q = torch.arange(size[2], device=q.device) >= prefix
-            patch_k = torch.arange(size[3], device=q.device) >= prefix
-            total = total * (patch_q[:, None] & patch_k[None, :]).to(q.dtype)
+            total = total * grid_pairs(size[2], size[3], prefix, q.device).to(q.dtype)
         return total * q.shape[-1] ** -0.5

@@ -41,14 +41,6 @@ from posbench.errors import ConfigError
 from posbench.schema import FrequencyBase
 
 
-def check_head_dim(name: str, shape: AttentionShape) -> None:
-    """2D RoPE splits each head into 2 axes of (cos, sin) pairs: the head dimension must divide by 4."""
-    if shape.head_dim % 4:
-        raise ConfigError(
-            f"encoding={name} needs a head dimension (model.d_model / model.heads) divisible by 4, got {shape.head_dim}"
-        )
-
-
 def rotate_patches(x: Tensor, angles: Tensor, prefix: int) -> Tensor:
     """Rotate ``x [B, heads, prefix + N, d]`` half-split by ``angles [B or 1, heads or 1, N, d/2]``
     (float32) on its last N tokens; the first ``prefix`` tokens get angle 0 (cosine 1, sine 0), so
@@ -57,27 +49,45 @@ def rotate_patches(x: Tensor, angles: Tensor, prefix: int) -> Tensor:
     return rotate_half_split(x, angles.cos(), angles.sin())
 
 
-@ENCODINGS.register("rope2d_axial")
-class RoPE2DAxial(PositionalEncoding):
-    description = "2D rotary embedding, half the frequencies by row, half by column (Heo et al. 2024, RoPE-Axial)"
+class Rotary2D(PositionalEncoding):
+    """What the 2D rotary encodings share: each patch's queries and keys are rotated half-split by
+    the angles ``angles(pos, layer)`` of its (row, col); the class token is not rotated, so an
+    instance with one is not shift invariant (see the module docstring)."""
+
     family = "rotary"
     axes = 2
     shift_invariant = True
 
-    def __init__(self, shape: AttentionShape, base: FrequencyBase = 100.0):
+    def __init__(self, shape: AttentionShape):
         super().__init__(shape)
-        check_head_dim(self.name, shape)
-        self.base = float(base)
-        self.shift_invariant = shape.prefix == 0  # see the module docstring: the class token is not rotated
-        self.register_buffer("inv_freq", inverse_frequencies(shape.head_dim // 2, self.base), persistent=False)
+        if shape.head_dim % 4:  # 2 axes of (cos, sin) pairs
+            raise ConfigError(
+                f"encoding={self.name} needs a head dimension (model.d_model / model.heads) divisible by 4, "
+                f"got {shape.head_dim}"
+            )
+        self.shift_invariant = shape.prefix == 0
 
-    def angles(self, pos: Tensor) -> Tensor:
-        """``[B or 1, N, 2]`` patch (row, col) -> angles ``[B or 1, 1, N, d/2]``: rows' then columns'."""
-        scaled = pos.to(torch.float32)[..., None] * self.inv_freq  # [B, N, 2, n]
-        return scaled.flatten(-2)[:, None]
+    def angles(self, pos: Tensor, layer: int) -> Tensor:
+        """``[B or 1, N, 2]`` patch (row, col) -> angles ``[B or 1, heads or 1, N, d/2]`` of layer ``layer``."""
+        raise NotImplementedError
 
     def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
         prefix = self.shape.prefix
-        q_angles = self.angles(q_pos[:, prefix:])
-        k_angles = q_angles if k_pos is q_pos else self.angles(k_pos[:, prefix:])
+        q_angles = self.angles(q_pos[:, prefix:], layer)
+        k_angles = q_angles if k_pos is q_pos else self.angles(k_pos[:, prefix:], layer)
         return rotate_patches(q, q_angles, prefix), rotate_patches(k, k_angles, prefix)
+
+
+@ENCODINGS.register("rope2d_axial")
+class RoPE2DAxial(Rotary2D):
+    description = "2D rotary embedding, half the frequencies by row, half by column (Heo et al. 2024, RoPE-Axial)"
+
+    def __init__(self, shape: AttentionShape, base: FrequencyBase = 100.0):
+        super().__init__(shape)
+        self.base = float(base)
+        self.register_buffer("inv_freq", inverse_frequencies(shape.head_dim // 2, self.base), persistent=False)
+
+    def angles(self, pos: Tensor, layer: int) -> Tensor:
+        """The same for every layer, ``[B or 1, 1, N, d/2]``: rows' then columns'."""
+        scaled = pos.to(torch.float32)[..., None] * self.inv_freq  # [B, N, 2, n]
+        return scaled.flatten(-2)[:, None]

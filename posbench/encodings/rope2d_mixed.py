@@ -39,8 +39,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
-from posbench.encodings.rope2d_axial import check_head_dim, rotate_patches
+from posbench.encodings.base import ENCODINGS, AttentionShape
+from posbench.encodings.rope2d_axial import Rotary2D
 from posbench.encodings.sinusoidal import inverse_frequencies
 from posbench.schema import FrequencyBase
 
@@ -55,25 +55,14 @@ def mixed_frequencies(layers: int, heads: int, head_dim: int, base: float) -> Te
 
 
 @ENCODINGS.register("rope2d_mixed")
-class RoPE2DMixed(PositionalEncoding):
+class RoPE2DMixed(Rotary2D):
     description = "2D rotary embedding with learnable 2D frequencies per head and layer (Heo et al. 2024, RoPE-Mixed)"
-    family = "rotary"
-    axes = 2
-    shift_invariant = True
 
     def __init__(self, shape: AttentionShape, base: FrequencyBase = 10.0):
         """``base``: the initial magnitudes are base^(-4t / head_dim) (the paper uses 10)."""
         super().__init__(shape)
-        check_head_dim(self.name, shape)
-        self.shift_invariant = shape.prefix == 0  # the class token is not rotated (module docstring)
         self.freqs = nn.Parameter(mixed_frequencies(shape.layers, shape.heads, shape.head_dim, float(base)))
 
     def angles(self, pos: Tensor, layer: int) -> Tensor:
         """``[B or 1, N, 2]`` patch (row, col) -> angles ``[B or 1, heads, N, d/2]`` of layer ``layer``."""
         return torch.einsum("bnc,hjc->bhnj", pos.to(torch.float32), self.freqs[layer].float())
-
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
-        prefix = self.shape.prefix
-        q_angles = self.angles(q_pos[:, prefix:], layer)
-        k_angles = q_angles if k_pos is q_pos else self.angles(k_pos[:, prefix:], layer)
-        return rotate_patches(q, q_angles, prefix), rotate_patches(k, k_angles, prefix)

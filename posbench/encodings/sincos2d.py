@@ -23,17 +23,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, add_to_patches
 from posbench.encodings.sinusoidal import sinusoid_table
 from posbench.errors import ConfigError
 from posbench.schema import FrequencyBase
-
-
-def add_to_patches(x: Tensor, code: Tensor, prefix: int) -> Tensor:
-    """``x [B, prefix + N, d]`` with ``code [B or 1, N, d]`` added to its last N (patch) tokens; the
-    first ``prefix`` tokens (the class token) are returned unchanged."""
-    code = code.to(x.dtype)
-    return torch.cat((x[:, :prefix], x[:, prefix:] + code), dim=1)
 
 
 @ENCODINGS.register("sincos2d")

@@ -10,21 +10,19 @@ sets: ``eval_size`` test images (the whole split if it has no more; otherwise a 
 
 from __future__ import annotations
 
-import json
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from posbench.data.cache import ProcessCache
 from posbench.data.images import ImageData, crop_flip, transforms
 from posbench.tasks.base import Batch
 from posbench.tasks.image import ImageTask
 from posbench.training.files import write_json
 
 #: Decoded datasets by configuration (per process): the twin rebuilds the same task.
-_PREPARED: OrderedDict = OrderedDict()
-_PREPARED_SIZE = 2
+_PREPARED = ProcessCache(2)
 
 
 class ImageDataTask(ImageTask):
@@ -59,15 +57,7 @@ class ImageDataTask(ImageTask):
         raise NotImplementedError
 
     def _prepared(self) -> ImageData:
-        key = json.dumps([type(self).__qualname__, *self.data_key()], sort_keys=True, default=str)
-        if key in _PREPARED:
-            _PREPARED.move_to_end(key)
-            return _PREPARED[key]
-        data = self.load()
-        _PREPARED[key] = data
-        while len(_PREPARED) > _PREPARED_SIZE:
-            _PREPARED.popitem(last=False)
-        return data
+        return _PREPARED.get([type(self).__qualname__, *self.data_key()], self.load)
 
     # ---- the task contract -------------------------------------------------------------------
     def normalise(self, images: Tensor) -> Tensor:
@@ -110,10 +100,9 @@ class ImageDataTask(ImageTask):
         """The uint8 images held on the device: the training split as decoded and at ``image_size``,
         the test split at every scored size."""
         train, test = self.data.train_images, self.data.test_images
-        per_image = train[0].numel() // train.shape[-1] ** 2  # channels
         pixels = train.shape[0] * (train.shape[-1] ** 2 + self.image_size**2)
         pixels += test.shape[0] * sum(size**2 for size in {self.image_size, *self.eval_sizes})
-        return per_image * pixels
+        return self.channels * pixels
 
     def training_examples(self) -> int:
         return int(self.data.train_labels.shape[0])

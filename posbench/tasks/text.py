@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 import logging
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from posbench.data import hub
+from posbench.data.cache import ProcessCache
 from posbench.data.tokenizer import TextTokenizer, fit_tokenizer
 from posbench.errors import ConfigError
 from posbench.schema import LengthSpan, PositiveInt
@@ -46,8 +46,7 @@ from posbench.tasks.base import Batch, Task, pack_answers
 log = logging.getLogger(__name__)
 
 #: Loaded, tokenized data by configuration (per process): the twin rebuilds the same task.
-_PREPARED: OrderedDict = OrderedDict()
-_PREPARED_SIZE = 4
+_PREPARED = ProcessCache(4)
 _WARNED: set[str] = set()
 
 
@@ -121,23 +120,15 @@ class TextTask(Task):
 
     def _prepared(self) -> dict:
         source = (None, None) if self.data_files is not None else (self.dataset, self.dataset_config)
-        key = json.dumps(
-            [
-                type(self).__qualname__, source, hub.files_signature(self.data_files), self.split,
-                self.tokenizer_kind, self.requested_vocab, self.data_options(),
-            ],
-            sort_keys=True,
-            default=str,
-        )
-        if key in _PREPARED:
-            _PREPARED.move_to_end(key)
-            return _PREPARED[key]
-        splits = hub.load_splits(self.dataset, self.dataset_config, self.data_files, self.split)
-        prepared = self.prepare(splits)
-        _PREPARED[key] = prepared
-        while len(_PREPARED) > _PREPARED_SIZE:
-            _PREPARED.popitem(last=False)
-        return prepared
+        key = [
+            type(self).__qualname__, source, hub.files_signature(self.data_files), self.split,
+            self.tokenizer_kind, self.requested_vocab, self.data_options(),
+        ]
+
+        def load() -> dict:
+            return self.prepare(hub.load_splits(self.dataset, self.dataset_config, self.data_files, self.split))
+
+        return _PREPARED.get(key, load)
 
     def columns(self, table, role: str, **columns: str) -> list[list]:
         """The named columns of one split as lists (``columns``: option name -> column), with a

@@ -484,7 +484,7 @@ def test_2d_shift_invariance_declaration(name, prefix):
 
 @pytest.mark.parametrize("name", NAMES_2D)
 def test_2d_encoding_refused_on_a_sequence(name):
-    with pytest.raises(ConfigError, match=f"encoding={name} is a 2D encoding: .* needs model=vit"):
+    with pytest.raises(ConfigError, match=rf"encoding={name} is a 2D encoding: .* needs an image grid \(model=vit"):
         build(name, shape())
 
 

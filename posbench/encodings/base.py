@@ -25,11 +25,19 @@ encoding's ``axes``:
   patch (r, c) of a ``side x side`` grid is ``prefix + r * side + c``; every 1D encoding therefore
   runs on a ViT unchanged (as ViT's own learned table does, Dosovitskiy et al. 2021 eq. 1).
 * ``axes = 2`` (the 2D encodings): ``[B or 1, L, 2]``, the (row, col) of each token's patch. Such an
-  encoding needs an image grid (``AttentionShape.grid``) and is refused on sequences. The first
-  ``shape.prefix`` tokens (the class token) have no grid position: their coordinates are
-  ``(-1, -1)`` (``NO_POSITION``) and every 2D encoding documents what it does with them (no
-  position, or a vector of their own). Grids are square: ``grid_side`` recovers the side from
-  the token count.
+  encoding needs an image grid (``AttentionShape.grid``: ``model=vit``, a captioner's image
+  encoder) and is refused on sequences. The first ``shape.prefix`` tokens (the class token) have
+  no grid position: their coordinates are ``(-1, -1)`` (``NO_POSITION``) and every 2D encoding
+  documents what it does with them (no position, or a vector of their own). Grids are square:
+  ``grid_side`` recovers the side from the token count.
+* ``axes = 3`` (multimodal rotary, M-RoPE): ``[B or 1, L, 3]``, the (t, h, w) of each token of a
+  sequence holding image patches and text (``model=prefix_captioner``, ``multimodal_coordinates``):
+  patches share one t and carry their (row, col), text tokens advance all three together. A
+  model without such coordinates gives every axis the token's index (text alone).
+* Fractional positions: an encoding that reads the shared timeline of streams sampled at different
+  rates (``reads_time``: ``fpe``) gets float times ``[B or 1, L]`` instead of indices, for tasks
+  whose source is such streams (``AttentionShape.streams``, ``stream_times``); the encodings whose
+  formulas take real-valued positions say so with ``fractional = True``.
 
 Tensor shapes: ``x`` is ``[B, L, d_model]``; ``q``/``k`` are ``[B, heads, L, head_dim]``;
 ``bias`` and ``score`` return logits terms broadcastable to ``[B, heads, Lq, Lk]`` that are added
@@ -79,6 +87,9 @@ class AttentionShape:
     grid: int | None = None
     #: Tokens before the grid that have no grid position (the class token): 0 or 1.
     prefix: int = 0
+    #: The rates (tokens per time unit) of the streams the task's source is made of, one after
+    #: another over the same time span (``task=sync``); None: the source is one sequence.
+    streams: tuple[int, ...] | None = None
 
     @property
     def head_dim(self) -> int:
@@ -94,9 +105,14 @@ class PositionalEncoding(nn.Module):
     #: ``none`` | ``absolute`` | ``relative`` | ``rotary`` | ``bias`` | ``conditional`` (computed from
     #: the tokens, CPVT) | ``composite`` (built from others).
     family: str = "none"
-    #: Coordinates per position that the hooks read: 1 (sequence index) or 2 (row, col on an
-    #: image grid; such an encoding is refused on sequences). See the module docstring.
+    #: Coordinates per position that the hooks read: 1 (sequence index), 2 (row, col on an
+    #: image grid; such an encoding is refused on sequences) or 3 (t, h, w of a multimodal
+    #: sequence). See the module docstring.
     axes: int = 1
+    #: The hooks read each token's time on the streams' shared timeline (floats), not its index.
+    reads_time: bool = False
+    #: The formulas accept real-valued positions (what ``fpe`` can wrap).
+    fractional: bool = False
     #: Options that hold other encodings (a name, a mapping, or a list of them): a run's label
     #: always shows them, e.g. ``combo(learned+alibi)`` (``posbench.labels``).
     wraps: tuple[str, ...] = ()
@@ -119,7 +135,7 @@ class PositionalEncoding(nn.Module):
         if self.axes == 2 and shape.grid is None:
             raise ConfigError(
                 f"encoding={self.name} is a 2D encoding: it reads the (row, col) of image patches and needs "
-                "model=vit with an image task, not a sequence"
+                "an image grid (model=vit, or model.image_encoding of model=captioner), not a sequence"
             )
         self.shape = shape
 
@@ -211,6 +227,28 @@ def grid_coordinates(side: int, prefix: int = 0, device=None) -> Tensor:
     rows, cols = torch.meshgrid(torch.arange(side, device=device), torch.arange(side, device=device), indexing="ij")
     coords = torch.stack((rows.flatten(), cols.flatten()), dim=-1)
     return torch.cat((coords.new_full((prefix, 2), NO_POSITION), coords))[None]
+
+
+def multimodal_coordinates(side: int, text: int, device=None) -> Tensor:
+    """``[1, side * side + text, 3]`` integer (t, h, w) of a ``side x side`` grid of image patches
+    in raster order followed by ``text`` text tokens, as Qwen2-VL lays them out (Wang et al. 2024,
+    §2.1, M-RoPE): the patches share t = 0 and carry their (row, col); the text starts one past
+    the largest image coordinate, ``side``, and advances t, h and w together."""
+    rows, cols = torch.meshgrid(torch.arange(side, device=device), torch.arange(side, device=device), indexing="ij")
+    image = torch.stack((torch.zeros_like(rows.flatten()), rows.flatten(), cols.flatten()), dim=-1)
+    words = (side + torch.arange(text, device=device))[:, None].expand(text, 3)
+    return torch.cat((image, words))[None]
+
+
+def stream_times(rates: tuple[int, ...], src_len: int, length: int, device=None) -> Tensor:
+    """``[1, length]`` float times of a sequence whose first ``src_len`` tokens are streams sampled
+    at ``rates`` tokens per time unit, one after another over the same span ``src_len / sum(rates)``
+    (stream k's i-th token at time ``i / rates[k]``: Harzig et al. 2021's fractional positions), and
+    whose remaining tokens (a separator, answer slots) follow one time unit apart from the span's end."""
+    span = src_len / sum(rates)
+    parts = [torch.arange(round(span * rate), device=device, dtype=torch.float32) / rate for rate in rates]
+    parts.append(span + torch.arange(length - src_len, device=device, dtype=torch.float32))
+    return torch.cat(parts)[None]
 
 
 def grid_side(tokens: int, prefix: int) -> int:

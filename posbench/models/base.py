@@ -16,7 +16,7 @@ Targets may end with ``eos`` and be right-padded with ``PAD``; the loss ignores 
 A family reads what its ``inputs`` says (``sequences`` of symbols, or ``images``: ``model=vit``);
 a task gives one of the two (``Task.inputs``), and a mismatch is refused before anything is built.
 The task wires in what the family must know about its data (``Task.model_inputs``: ``eos`` for
-sequences, channels and image size for images).
+sequences, and the ``streams`` its source is made of, if any; channels and image size for images).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from posbench.encodings import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.encodings.base import stream_times
 from posbench.errors import ConfigError
 from posbench.models.transformer import Transformer
 from posbench.registry import Registry
@@ -57,15 +58,19 @@ class SequenceModel(nn.Module):
         dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0,
         *,
         eos: int | None = None,
+        streams: tuple[int, ...] | None = None,
         stacks: dict | None = None,
     ):
         """``eos`` is the task's end-of-sequence symbol (None: answers have a known length);
-        ``stacks`` holds a subclass's extra ``build_stacks`` arguments. Both are wired by code."""
+        ``streams`` the rates of the streams its source is made of (None: one sequence; see
+        ``timeline``); ``stacks`` holds a subclass's extra ``build_stacks`` arguments. All are
+        wired by code."""
         super().__init__()
         if d_model % heads:
             raise ConfigError(f"model.d_model={d_model} is not divisible by model.heads={heads}")
         self.vocab_size = vocab_size
         self.eos = eos
+        self.streams = None if streams is None else tuple(int(rate) for rate in streams)
         self.sep, self.blank = vocab_size, vocab_size + 1
         self.sizes = {"d_model": d_model, "layers": layers, "heads": heads, "ffn_mult": ffn_mult, "dropout": dropout}
         self.build_stacks(encoding, **(stacks or {}))
@@ -90,13 +95,20 @@ class SequenceModel(nn.Module):
         or ``vectors`` (an image's patch embeddings laid out on a ``grid`` after ``prefix`` tokens)."""
         sizes = self.sizes
         shape = AttentionShape(
-            sizes["d_model"], sizes["heads"], sizes["layers"], causal, sizes["ffn_mult"], grid=grid, prefix=prefix
+            sizes["d_model"], sizes["heads"], sizes["layers"], causal, sizes["ffn_mult"], grid=grid, prefix=prefix,
+            streams=self.streams,
         )
         cross = None
         if cross_encoding is not None:
             cross = ENCODINGS.build(cross_encoding, replace(shape, causal=False))
         tokens = None if vectors else self.vocab_size + 2
         return Transformer(tokens, outputs, ENCODINGS.build(encoding, shape), cross_encoding=cross, **sizes)
+
+    def timeline(self, src_len: int, length: int, device) -> Tensor | None:
+        """The time of each of ``length`` tokens that start with a source of ``src_len`` tokens,
+        when the task's source is streams at different rates (``stream_times``), else None: what an
+        encoding that ``reads_time`` (``fpe``) reads instead of the index."""
+        return None if self.streams is None else stream_times(self.streams, src_len, length, device)
 
     # ---- encodings ---------------------------------------------------------------------------
     @classmethod

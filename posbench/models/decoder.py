@@ -19,14 +19,17 @@ class Decoder(SequenceModel):
     description = "causal LM on source + SEP + target, loss on target, greedy decoding at eval"
     causal = True
 
+    def run(self, tokens: Tensor, src_len: int) -> Tensor:
+        return self.net(tokens, times=self.timeline(src_len, tokens.shape[1], tokens.device))
+
     def target_logits(self, src: Tensor, tgt: Tensor) -> Tensor:
         tokens = torch.cat((src, self.teacher_inputs(tgt)), dim=1)
-        return self.net(tokens)[:, src.shape[1] :]
+        return self.run(tokens, src.shape[1])[:, src.shape[1] :]
 
     @torch.no_grad()
     def predict(self, src: Tensor, tgt_len: int) -> Tensor:
         prompt = torch.cat((src, src.new_full((src.shape[0], 1), self.sep)), dim=1)
-        return self.greedy(lambda tokens: self.net(tokens)[:, -1], prompt, tgt_len)
+        return self.greedy(lambda tokens: self.run(tokens, src.shape[1])[:, -1], prompt, tgt_len)
 
     def positions_needed(self, src_len: int, tgt_len: int) -> int:
         return src_len + tgt_len

@@ -25,12 +25,17 @@ class Encoder(SequenceModel):
         blanks = src.new_full((batch, tgt_len), self.blank)
         return torch.cat((src, sep, blanks), dim=1)
 
+    def run(self, src: Tensor, tgt_len: int) -> Tensor:
+        """Logits at the ``tgt_len`` empty slots."""
+        tokens = self.layout(src, tgt_len)
+        return self.net(tokens, times=self.timeline(src.shape[1], tokens.shape[1], src.device))[:, -tgt_len:]
+
     def target_logits(self, src: Tensor, tgt: Tensor) -> Tensor:
-        return self.net(self.layout(src, tgt.shape[1]))[:, -tgt.shape[1] :]
+        return self.run(src, tgt.shape[1])
 
     @torch.no_grad()
     def predict(self, src: Tensor, tgt_len: int) -> Tensor:
-        return self.net(self.layout(src, tgt_len))[:, -tgt_len:].argmax(-1)
+        return self.run(src, tgt_len).argmax(-1)
 
     def positions_needed(self, src_len: int, tgt_len: int) -> int:
         return src_len + 1 + tgt_len

@@ -99,7 +99,7 @@ class Seq2Seq(SequenceModel):
         return self.encoder.encoding
 
     def encode(self, src: Tensor) -> Tensor:
-        return self.encoder(src)
+        return self.encoder(src, times=self.timeline(src.shape[1], src.shape[1], src.device))
 
     def target_logits(self, src: Tensor, tgt: Tensor) -> Tensor:
         return self.net(self.teacher_inputs(tgt), memory=self.encode(src))

@@ -8,7 +8,8 @@ cross-attention in every block and must be given the encoder's output as ``memor
 with ``n_tokens=None`` reads vectors instead of token ids (the ViT's patch embeddings).
 
 The hooks receive the positions the encoding reads (``PositionalEncoding.axes``): sequence indices,
-or for a 2D encoding the ``coords`` of an image grid that the model passes in.
+or for a 2D (3D) encoding the ``coords`` of an image grid (a multimodal sequence) that the model
+passes in, or for an encoding that ``reads_time`` the float ``times`` of a task's streams.
 """
 
 from __future__ import annotations
@@ -45,15 +46,23 @@ class Transformer(nn.Module):
         self.head = nn.Identity() if n_outputs is None else nn.Linear(d_model, n_outputs)
 
     def forward(
-        self, tokens: Tensor, pos: Tensor | None = None, memory: Tensor | None = None, coords: Tensor | None = None
+        self,
+        tokens: Tensor,
+        pos: Tensor | None = None,
+        memory: Tensor | None = None,
+        coords: Tensor | None = None,
+        times: Tensor | None = None,
     ) -> Tensor:
         """``tokens [B, L]`` (``[B, L, d_model]`` vectors without an embedding) and integer
         positions ``[B or 1, L]`` (default 0..L-1) -> ``[B, L, n_outputs]`` (``[B, L, d_model]``
         without a head). ``memory [B, S, d_model]``: the encoder output to cross-attend to (its
-        positions are 0..S-1). ``coords [1, L, 2]``: the (row, col) of each token on an image grid,
-        what a 2D encoding reads (``posbench.encodings.base.grid_coordinates``)."""
+        positions are 0..S-1). ``coords [1, L, axes]``: what a 2D encoding reads (the (row, col) of
+        each token on an image grid, ``grid_coordinates``) or M-RoPE's (t, h, w)
+        (``multimodal_coordinates``); without them every axis reads the index. ``times [1, L]``:
+        each token's time on the shared timeline of the task's streams (``stream_times``), what an
+        encoding that ``reads_time`` reads (without them, the index)."""
         index = self.default_positions(tokens, pos)
-        pos = self.encoding.positions(coords if self.encoding.axes == 2 else index)
+        pos = self.encoding.positions(self.read_positions(index, coords, times))
         context = None
         if self.cross_encoding is not None:
             context = Memory(memory, self.cross_encoding, index, self.default_positions(memory, None))
@@ -62,6 +71,15 @@ class Transformer(nn.Module):
             x = block(x, self.encoding, pos, self.causal, layer, context)
             x = self.encoding.between_blocks(x, pos, layer)
         return self.head(self.norm(x))
+
+    def read_positions(self, index: Tensor, coords: Tensor | None, times: Tensor | None) -> Tensor:
+        """The positions this stack's encoding reads (see ``forward``)."""
+        axes = self.encoding.axes
+        if axes > 1:
+            return coords if coords is not None else index[..., None].expand(*index.shape, axes)
+        if self.encoding.reads_time and times is not None:
+            return times
+        return index
 
     @staticmethod
     def default_positions(sequence: Tensor, pos: Tensor | None) -> Tensor:

@@ -52,6 +52,10 @@ class Task:
     teacher_forced: bool = False
     #: What the examples are: ``sequences`` of symbols, or ``images`` (``posbench.tasks.image``).
     inputs: str = "sequences"
+    #: The rates (tokens per time unit) of the streams the source is made of, one after another
+    #: over the same time span (``task=sync``); None: the source is one sequence. Models lay the
+    #: tokens on that shared timeline for an encoding that reads it (``fpe``).
+    streams: tuple[int, ...] | None = None
     #: What the evaluation scales: ``length`` (a sequence task's ``eval_lengths``) or ``size``
     #: (an image task's ``eval_sizes``); results.json holds the scores under ``lengths`` or ``sizes``.
     axis: str = "length"
@@ -115,8 +119,9 @@ class Task:
         return 0
 
     def model_inputs(self) -> dict:
-        """What the model family is told about the data when it is built (``eos`` for sequences)."""
-        return {"eos": self.eos}
+        """What the model family is told about the data when it is built (``eos`` for sequences,
+        ``streams`` when the source is made of them)."""
+        return {"eos": self.eos} | ({} if self.streams is None else {"streams": self.streams})
 
     @property
     def n_symbols(self) -> int:

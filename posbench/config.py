@@ -36,6 +36,7 @@ from posbench.schema import (
     PositiveInt,
     Seed,
     check_section,
+    show,
 )
 from posbench.tasks import TASKS, Task
 
@@ -107,7 +108,7 @@ def normalise(cfg: dict) -> dict:
         raise ConfigError(f"sweep={root['sweep']!r} must be a mapping, e.g. {{skip_invalid: true}}")
     return {
         "encoding": ENCODINGS.check(cfg["encoding"]),
-        "model": MODELS.check(cfg["model"]),
+        "model": encodings_named(MODELS.check(cfg["model"])),
         "task": TASKS.check(cfg["task"]),
         "trainer": check_section("trainer", TrainerConfig, cfg["trainer"], skip=()),
         "seed": root["seed"],
@@ -115,6 +116,26 @@ def normalise(cfg: dict) -> dict:
         "twin_cache": root["twin_cache"],
         "sweep": check_section("sweep", SweepOptions, root["sweep"], skip=()),
     }
+
+
+def encodings_named(section: dict) -> dict:
+    """A model section whose options that hold encodings (``SequenceModel.encoding_options``) are
+    each an encoding name or a mapping with a name, a bare ``{name: x}`` written ``x``, so that
+    one encoding is one value for the twin check, labels and fingerprints. None is kept only where
+    the option's default is None (seq2seq's ``decoder_encoding``: the same as ``encoding``)."""
+    family = MODELS.get(section["name"])
+    section = dict(section)
+    for key in family.encoding_options:
+        value = section.get(key)
+        if value is None and family.option_default(key) is None:
+            continue
+        if isinstance(value, dict) and list(value) == ["name"]:
+            value = section[key] = value["name"]
+        if not isinstance(value, str) and not (isinstance(value, dict) and isinstance(value.get("name"), str)):
+            raise ConfigError(
+                f"model.{key}={show(value)} must be an encoding name or a mapping with a name, e.g. model.{key}=rope"
+            )
+    return section
 
 
 def build_task(cfg: dict) -> Task:

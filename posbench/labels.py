@@ -7,7 +7,9 @@ of the config group choices it was composed from (``configs/<group>/<choice>.yam
   always shows them (they are what it is): ``combo(learned+alibi)``, ``randomized(base=learned)``;
 * then every other option that differs from its default, model, task and trainer in this order,
   by its own name (``d_model=128 train_lengths=[1,20] lr=0.01``; ``task.vocab_size=...`` when
-  two sections share the name), seq2seq's ``decoder_encoding`` / ``cross_encoding`` included.
+  two sections share the name), seq2seq's ``decoder_encoding`` / ``cross_encoding`` included;
+  a family's ``labelled`` options always (a captioner's ``image_encoding=sincos2d``: the label
+  says which encoding each side of it has, default or not).
 
 Options that cannot change what is learned (where and how often progress is logged or saved, the
 device and thread settings, recorded in results.json) are left out. Task, model and seed are not
@@ -95,12 +97,14 @@ def encoding(section) -> str:
 
 
 def overrides(cfg: dict) -> list[str]:
-    """``key=value`` for every model, task and trainer option that differs from its default."""
+    """``key=value`` for every model, task and trainer option that differs from its default, and
+    for the model options its family always labels (a captioner's ``image_encoding``)."""
     changed = []
     for group in ("model", "task", "trainer"):
         base = defaults(group, cfg[group].get("name", "default"))
+        always = MODELS.get(cfg[group]["name"]).labelled if group == "model" else ()
         for key, item in cfg[group].items():
-            if key != "name" and key not in NOT_IN_LABEL and item != base.get(key):
+            if key != "name" and key not in NOT_IN_LABEL and (item != base.get(key) or key in always):
                 changed.append((group, key, item))
     names = [key for _, key, _ in changed]
     return [f"{group + '.' if names.count(key) > 1 else ''}{key}={value(item)}" for group, key, item in changed]

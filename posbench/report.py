@@ -12,9 +12,18 @@ def _row(
     label: str, metrics: dict, lengths: dict | None, columns: list[str], extras: list[str], by: str, width: int, cell: int
 ) -> str:
     cells = [f"{metrics['acc']:>7.3f}", f"{metrics['seq_acc']:>8.3f}"]
-    cells += [f"{metrics[key]:>7.2f}" if key in metrics else f"{'':>7}" for key in extras]
+    cells += [f"{metrics[key]:>{_width(key)}.{_digits(key)}f}" if key in metrics else f"{'':>{_width(key)}}" for key in extras]
     per_length = [f"{lengths[c][by]:>{cell}.3f}" if lengths else f"{'':>{cell}}" for c in columns]
     return f"{label:<{width}}" + " ".join(cells) + "  |" + " ".join(per_length)
+
+
+def _width(key: str) -> int:
+    return max(7, len(key))
+
+
+def _digits(key: str) -> int:
+    """BLEU (0-100) and perplexity with 2 decimals; accuracies (a task's own, spatial_acc) with 3."""
+    return 2 if key in ("bleu", "ppl") else 3
 
 
 def one_line(results: dict) -> str:
@@ -46,7 +55,7 @@ def summary(results: dict, run_dir: Path) -> str:
     header = (
         f"\n{name} · {results['task']} · {results['model']} · seed {results['seed']}  "
         f"({trainer['max_steps']} steps on {results['device']}; {baselines})\n"
-        f"{'':<{width}}" + " ".join(f"{key:>{8 if key == 'seq_acc' else 7}}" for key in ["acc", "seq_acc", *extras]) + "  |" + " ".join(f"{heading:>{cell}}" for heading in headings)
+        f"{'':<{width}}" + " ".join(f"{key:>{8 if key == 'seq_acc' else _width(key)}}" for key in ["acc", "seq_acc", *extras]) + "  |" + " ".join(f"{heading:>{cell}}" for heading in headings)
     )
     rows = [_row(name, results["metrics"], scales.scores(results), columns, extras, by, width, cell)]
     if results["pe_off"] is not None:
@@ -82,17 +91,19 @@ def catalogue() -> str:
     lines = ["encodings (encoding=NAME):"]
     lines += [f"  {name:<{width}}  {cls.family:<{family}}  {axes(cls)}  {cls.description}" for name, cls in ENCODINGS.items()]
     lines += ["", "models (model=NAME):"]
-    lines += [f"  {name:<{width}}  {cls.inputs:<9}  {cls.description}" for name, cls in MODELS.items()]
+    inputs = max(len(cls.inputs) for registry in (MODELS, TASKS) for _, cls in registry.items())
+    lines += [f"  {name:<{width}}  {cls.inputs:<{inputs}}  {cls.description}" for name, cls in MODELS.items()]
     lines += ["", "tasks (task=NAME):"]
     lines += [
-        f"  {name:<{width}}  {cls.inputs:<9}  {task_kind(cls):<7}  {cls.description}"
+        f"  {name:<{width}}  {cls.inputs:<{inputs}}  {task_kind(cls):<7}  {cls.description}"
         for name, cls in TASKS.items()
     ]
     return "\n".join(lines)
 
 
 def axes(cls) -> str:
-    """``1D`` (sequence positions; on an image, raster order) or ``2D`` (image grid coordinates)."""
+    """``1D`` (sequence positions; on an image, raster order), ``2D`` (image grid coordinates) or
+    ``3D`` (M-RoPE's (t, h, w) of a sequence of image patches and text)."""
     return f"{cls.axes}D"
 
 

@@ -45,8 +45,8 @@ def assemble(job, outcome: dict, nope: dict | None, provenance: dict) -> dict:
     return _record(
         job, outcome["status"], provenance,
         chance=job.task.chance,
-        # an image's target is one label, where the bound says nothing (and a dataset's test set is large)
-        constant_ceiling=None if job.task.inputs == "images" else constant_output_ceiling(job.task.test_set("cpu")),
+        # the bound is for a NoPE encoder reading sequences: an image's label or caption has none
+        constant_ceiling=None if job.task.inputs != "sequences" else constant_output_ceiling(job.task.test_set("cpu")),
         diverged_at=outcome.get("diverged_at"),
         metrics=outcome["metrics"], lengths=outcome.get("lengths"), sizes=outcome.get("sizes"),
         pe_off=outcome["pe_off"], nope=nope,

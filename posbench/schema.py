@@ -56,7 +56,7 @@ class Range(Check):
                        (self.le, "<=", operator.le), (self.lt, "<", operator.lt))
         for bound, sign, holds in comparisons:
             if value is not None and bound is not None and not holds(value, bound):
-                raise ValueError(f"must be {sign} {_show(bound)}")
+                raise ValueError(f"must be {sign} {show(bound)}")
         return value
 
 
@@ -229,7 +229,7 @@ def check_section(prefix: str, cls: type, section: Mapping, *, skip: tuple[str, 
             kind = typing.get_args(typing.get_args(kind)[0] if typing.get_origin(kind) is Union else kind)[0]
         value = _lookup(given, err.full_key)
         hint = f" (write {int(value)})" if kind is int and isinstance(value, float) and value.is_integer() else ""
-        raise ConfigError(f"{key}={_show(value)} is not {_describe(kind)}{hint}") from None
+        raise ConfigError(f"{key}={show(value)} is not {_describe(kind)}{hint}") from None
     for name, option in declared.items():  # untyped options (an encoding spec, data files) are the classes' to check
         if name not in typed:
             values[name] = given.get(name, _copy(option.default))
@@ -240,13 +240,13 @@ def check_section(prefix: str, cls: type, section: Mapping, *, skip: tuple[str, 
         value = values[name]
         if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
             raise ConfigError(
-                f"{_key(prefix, name)}={_show(given.get(name, value))} must be a finite number (within float32's range)"
+                f"{_key(prefix, name)}={show(given.get(name, value))} must be a finite number (within float32's range)"
             )
         for check in option.checks:
             try:
                 value = check(value)
             except ValueError as err:
-                raise ConfigError(f"{_key(prefix, name)}={_show(given.get(name, values[name]))} {err}") from None
+                raise ConfigError(f"{_key(prefix, name)}={show(given.get(name, values[name]))} {err}") from None
         normalised[name] = value
     return normalised
 
@@ -273,7 +273,7 @@ def _check_type(prefix: str, name: str, kind: Any, value: Any) -> None:
     }.get(kind, True)
     if not fits:
         hint = f" (write {int(value)})" if kind is int and isinstance(value, float) and value.is_integer() else ""
-        shown = f"'{value}'" if isinstance(value, str) and _numeric(value) else _show(value)  # seed='5': a string
+        shown = f"'{value}'" if isinstance(value, str) and _numeric(value) else show(value)  # seed='5': a string
         raise ConfigError(f"{_key(prefix, name)}={shown} is not {_describe(kind)}{hint}")
 
 
@@ -312,12 +312,14 @@ def _lookup(given: Mapping, full_key: Any) -> Any:
     return value
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """A value as the user would write it on the command line."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_show(item) for item in value) + "]"
+        return "[" + ",".join(show(item) for item in value) + "]"
     return str(value)
 
 

@@ -130,33 +130,35 @@ def parameter_counts(model: SequenceModel) -> dict:
 
 def rough_parameters(cfg: dict, task: Task) -> int:
     """The network's parameters from its sizes alone (no encoding), to refuse absurd sizes before
-    anything is built: embeddings and output layer, attention and feed-forward per layer, two
-    stacks for the encoder-decoder."""
+    anything is built: embeddings and output layer, attention and feed-forward per layer of every
+    stack, and an image stem's weights."""
     model = cfg["model"]
-    d, layers, ffn = model["d_model"], model["layers"], model["ffn_mult"]
-    stacks = 2 if model["name"] == "seq2seq" else 1
-    return stacks * layers * d * d * (4 + 2 * ffn) + 2 * (task.n_symbols + 2) * d
+    family = MODELS.get(model["name"])
+    d, ffn, length = model["d_model"], model["ffn_mult"], task.train_lengths[1]
+    layers = sum(depth for _, depth in family.stacks_of(model, task.source_len(length), task.target_len(length)))
+    stem = family.stem_cost(model, getattr(task, "channels", 0), length)[2]
+    return layers * d * d * (4 + 2 * ffn) + 2 * (task.n_symbols + 2) * d + stem
 
 
 def memory_estimate(cfg: dict, task: Task, parameters: int, explicit: bool) -> dict[str, int]:
     """Rough peak bytes of the things a run holds at once, by what decides each: the parameters
-    with their optimizer state, the training activations of one batch, the evaluation sets (stored
-    whole) plus one scored batch, and a dataset the task keeps on the device. ``explicit``: some attention takes the
+    with their optimizer state, the training activations of one batch (every stack the family runs
+    an example through, and an image stem), the evaluation sets (stored whole) plus one scored
+    batch, and a dataset the task keeps on the device. ``explicit``: some attention takes the
     explicit path, which materialises logits quadratic in the sequence length."""
     model, trainer = cfg["model"], cfg["trainer"]
-    d, layers, heads = model["d_model"], model["layers"], model["heads"]
-    stacks = 2 if model["name"] == "seq2seq" else 1
-
+    d, heads = model["d_model"], model["heads"]
     family = MODELS.get(model["name"])
 
-    def tokens(length: int) -> int:
-        return family.tokens_per_example(model, task.source_len(length), task.target_len(length))
-
     def activations(batch: int, length: int, backward: bool) -> int:
-        per_layer = batch * tokens(length) * d * (ACTIVATIONS_PER_TOKEN + 2 * model["ffn_mult"]) * 4
-        if explicit:
-            per_layer += batch * heads * tokens(length) ** 2 * EXPLICIT_ATTENTION_BYTES
-        return stacks * per_layer * (layers if backward else 1)
+        total = 0
+        for tokens, layers in family.stacks_of(model, task.source_len(length), task.target_len(length)):
+            per_layer = batch * tokens * d * (ACTIVATIONS_PER_TOKEN + 2 * model["ffn_mult"]) * 4
+            if explicit:
+                per_layer += batch * heads * tokens**2 * EXPLICIT_ATTENTION_BYTES
+            total += per_layer * (layers if backward else 1)
+        saved, peak, _ = family.stem_cost(model, getattr(task, "channels", 0), task.source_len(length))
+        return total + batch * (saved if backward else peak) * 4
 
     longest_train, longest = task.train_lengths[1], task.longest()
     stored = task.eval_size * (task.example_bytes(longest_train) + sum(task.example_bytes(n) for n in task.eval_lengths))

@@ -60,11 +60,14 @@ def skip_unsupported(encoding: str, causal: bool) -> None:
 
 
 def sequence_encodings() -> list[str]:
-    """The encodings a sequence model can hold: the 1D ones (2D encodings need an image grid; their
-    refusal on sequences is checked by tests/test_zoo.py, their work on the ViT by their own tests)."""
+    """The encodings a sequence model can hold: the 1D ones and the 3-axis ones (M-RoPE, which read
+    the index on every axis when a model passes no coordinates); 2D encodings need an image grid:
+    their refusal on sequences is checked by tests/test_zoo.py, their work on the ViT by their own tests.
+    Left out: the encodings that read the timeline of a task's streams (``reads_time``: fpe), which
+    need a model built for such a task (tests/test_fpe_sync.py checks them on task=sync)."""
     from posbench.encodings import ENCODINGS
 
-    return [name for name in ENCODINGS.names() if ENCODINGS.get(name).axes == 1]
+    return [name for name, cls in ENCODINGS.items() if cls.axes != 2 and not cls.reads_time]
 
 
 def same_weights(a, b) -> bool:

@@ -37,7 +37,7 @@ CASES = [
     # unknown choices, keys and commands
     ("unknown-encoding", ["encoding=foo"], "unknown encoding 'foo'; valid choices: " + ", ".join(ENCODINGS.names())),
     ("unknown-task", ["task=nope"], "unknown task 'nope'; valid choices:"),
-    ("unknown-model", ["model=vit3000"], "unknown model 'vit3000'; valid choices: decoder, encoder, seq2seq"),
+    ("unknown-model", ["model=vit3000"], "unknown model 'vit3000'; valid choices: captioner, decoder, encoder, prefix_captioner, seq2seq, vit"),
     ("unknown-trainer", ["trainer=fast"], "unknown trainer 'fast'; valid choices: default"),
     ("unknown-launcher", ["hydra/launcher=nope"], "unknown hydra/launcher 'nope'; valid choices: basic"),
     ("unknown-launcher-sweep", ["-m", "hydra/launcher=nope"], "unknown hydra/launcher 'nope'"),

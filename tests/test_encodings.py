@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,17 +29,25 @@ from conftest import skip_unsupported
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "encoding"
 FAMILIES = {"none", "absolute", "relative", "rotary", "bias", "composite"}
 NAMES = ENCODINGS.names()
-#: The 1D encodings (sequence positions) and the 2D ones (image grid coordinates, ``axes = 2``).
-NAMES_1D = [name for name in NAMES if ENCODINGS.get(name).axes == 1]
+#: The encodings of sequence positions (1D, and 3-axis M-RoPE, which reads a 1D index as t = h = w)
+#: and the 2D ones (image grid coordinates, ``axes = 2``).
+NAMES_1D = [name for name in NAMES if ENCODINGS.get(name).axes != 2]
 NAMES_2D = [name for name in NAMES if ENCODINGS.get(name).axes == 2]
 FAMILIES = FAMILIES | {"conditional"}
 
 
 # ---- helpers ------------------------------------------------------------------------------------
 def shape(
-    d_model: int = 32, heads: int = 4, layers: int = 2, causal: bool = False, grid: int | None = None, prefix: int = 0
+    d_model: int = 32, heads: int = 4, layers: int = 2, causal: bool = False, grid: int | None = None, prefix: int = 0,
+    streams: tuple[int, ...] | None = None,
 ) -> AttentionShape:
-    return AttentionShape(d_model=d_model, heads=heads, layers=layers, causal=causal, grid=grid, prefix=prefix)
+    return AttentionShape(
+        d_model=d_model, heads=heads, layers=layers, causal=causal, grid=grid, prefix=prefix, streams=streams
+    )
+
+
+#: The streams of a model built for task=sync: what an encoding that reads their timeline (fpe) needs.
+STREAMS = (2, 3)
 
 
 def yaml_config(name: str) -> dict:
@@ -47,7 +56,10 @@ def yaml_config(name: str) -> dict:
 
 
 def build(name: str, attn: AttentionShape) -> PositionalEncoding:
-    """Build an encoding the way a run does: from its YAML config."""
+    """Build an encoding the way a run does: from its YAML config (one that reads the streams'
+    timeline in a model for a task with streams)."""
+    if ENCODINGS.get(name).reads_time:
+        attn = replace(attn, streams=STREAMS)
     return ENCODINGS.build(yaml_config(name), attn)
 
 
@@ -513,7 +525,10 @@ def test_config_yaml_matches_class(name):
         if key != "name":
             assert takes_kwargs or key in params, f"{path}: key {key!r} is not an argument of {cls.__name__}"
     grid = 4 if cls.axes == 2 else None
-    enc = ENCODINGS.build(cfg, shape(causal=not cls.supports_bidirectional, grid=grid, prefix=int(grid is not None)))
+    streams = STREAMS if cls.reads_time else None
+    enc = ENCODINGS.build(
+        cfg, shape(causal=not cls.supports_bidirectional, grid=grid, prefix=int(grid is not None), streams=streams)
+    )
     assert type(enc) is cls
 
 

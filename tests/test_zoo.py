@@ -31,21 +31,37 @@ MICRO = [
 ]
 
 
-#: The attention modes (causal or not) of each family's self-attention stacks.
-MODES = {"encoder": (False,), "decoder": (True,), "seq2seq": (False, True), "vit": (False,)}
+#: The attention modes (causal or not) of the self-attention stacks that ``encoding`` enters in
+#: each family (a captioner's ``encoding`` is its text decoder's; its image side is tested below).
+MODES = {
+    "encoder": (False,), "decoder": (True,), "seq2seq": (False, True), "vit": (False,),
+    "captioner": (True,), "prefix_captioner": (True,),
+}
 #: A micro image task for the ViT (8-pixel images: a 2x2 grid of 4-pixel patches, scored at 16 too).
 IMAGES = ["task=quadrant", "task.image_size=8", "task.eval_sizes=[8,16]", "task.eval_size=4"]
+#: A micro caption task for the captioners (12-pixel images: 3x3 cells and patches, scored at 16 too).
+CAPTIONS = ["task=shapes_caption", "task.image_size=12", "task.eval_sizes=[12,16]", "task.eval_size=4"]
 
 
-#: 1D encodings refused on an image grid, with the start of their reason.
-REFUSED_ON_A_GRID = {"randomized": "draws random positions along a sequence"}
+#: Sequence (1D, 3-axis) encodings refused on an image grid, with the start of their reason.
+REFUSED_ON_A_GRID = {
+    "randomized": "draws random positions along a sequence",
+    "mrope": "is for a sequence mixing image patches and text",
+    "fpe": "places the tokens of streams sampled at different rates on one timeline",
+}
 
 
 def micro(model: str) -> list[str]:
-    """MICRO for a sequence model; for the ViT, the same trainer and sizes on a micro image task."""
-    if MODELS.get(model).inputs == "sequences":
+    """MICRO for a sequence model; for the ViT and the captioners, the same trainer and sizes on a
+    micro image or caption task."""
+    return micro_for(MODELS.get(model).inputs)
+
+
+def micro_for(inputs: str) -> list[str]:
+    if inputs == "sequences":
         return MICRO
-    return [*(o for o in MICRO if not o.startswith("task")), *IMAGES]
+    task = IMAGES if inputs == "images" else CAPTIONS
+    return [*(o for o in MICRO if not o.startswith("task")), *task]
 
 
 @pytest.mark.parametrize("model", MODELS.names())
@@ -60,10 +76,17 @@ def test_every_encoding_trains_with_every_model(encoding, model, tmp_path, monke
         return loss, pred
 
     monkeypatch.setattr(MODELS.get(model), "loss", recording_loss)
-    cfg = compose([*micro(model), f"encoding={encoding}", f"model={model}"], tmp_path / "twins")
     cls = ENCODINGS.get(encoding)
-    if cls.axes == 2 and MODELS.get(model).inputs == "sequences":
+    overrides = micro(model)
+    if cls.reads_time:  # the timeline of a task's streams (fpe): refused on one stream, so trained on sync
+        overrides = [("task=sync" if o == "task=reverse" else o) for o in overrides]
+    cfg = compose([*overrides, f"encoding={encoding}", f"model={model}"], tmp_path / "twins")
+    if cls.axes == 2 and MODELS.get(model).inputs != "images":  # a sequence, or a caption's text
         with pytest.raises(ConfigError, match=f"encoding={encoding} is a 2D encoding"):
+            experiment.run(cfg, tmp_path / "run")
+        return
+    if cls.reads_time and MODELS.get(model).inputs == "captioned images":  # no task with streams
+        with pytest.raises(ConfigError, match=f"encoding={encoding} {REFUSED_ON_A_GRID[encoding]}"):
             experiment.run(cfg, tmp_path / "run")
         return
     if MODELS.get(model).inputs == "images" and encoding in REFUSED_ON_A_GRID:
@@ -80,6 +103,25 @@ def test_every_encoding_trains_with_every_model(encoding, model, tmp_path, monke
     assert saved["encoding"] == encoding and saved["model"] == model
 
 
+@pytest.mark.parametrize("encoding", ENCODINGS.names())
+def test_every_encoding_on_the_image_side_of_the_captioner(encoding, tmp_path):
+    """``model.image_encoding``: every 1D and 2D encoding trains in the captioner's bidirectional
+    image encoder; the causal-only ones and those refused on a grid are refused in one line."""
+    cls = ENCODINGS.get(encoding)
+    overrides = [*micro("captioner"), "model=captioner", "encoding=rope", f"model.image_encoding={encoding}"]
+    cfg = compose(overrides, tmp_path / "twins")
+    if encoding in REFUSED_ON_A_GRID:
+        with pytest.raises(ConfigError, match=f"image encoder .*encoding={encoding} {REFUSED_ON_A_GRID[encoding]}"):
+            experiment.run(cfg, tmp_path / "run")
+        return
+    if not cls.supports_bidirectional:
+        with pytest.raises(ConfigError, match=f"image encoder .*encoding={encoding} is defined only for causal"):
+            experiment.run(cfg, tmp_path / "run")
+        return
+    results = experiment.run(cfg, tmp_path / "run")
+    assert results["status"] == "ok" and results["config"]["model"]["image_encoding"] == encoding
+
+
 def test_every_family_is_listed_in_modes():
     assert sorted(MODES) == MODELS.names()
 
@@ -91,8 +133,7 @@ SYNTHETIC = [name for name, cls in TASKS.items() if not cls.dataset_backed]
 @pytest.mark.parametrize("model", MODELS.names())
 @pytest.mark.parametrize("task", SYNTHETIC)
 def test_every_task_trains_with_every_model(task, model, tmp_path):
-    images = TASKS.get(task).inputs == "images"
-    overrides = [o for o in micro("vit" if images else "encoder") if not o.startswith(("task=", "task.train_lengths"))]
+    overrides = [o for o in micro_for(TASKS.get(task).inputs) if not o.startswith(("task=", "task.train_lengths"))]
     cfg = compose([*overrides, f"task={task}", f"model={model}", "encoding=rope"], tmp_path / "twins")
     if TASKS.get(task).inputs != MODELS.get(model).inputs:
         reads = MODELS.get(model).inputs

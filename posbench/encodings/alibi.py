@@ -50,6 +50,7 @@ class ALiBi(PositionalEncoding):
     description = "linear distance penalty on logits, per-head slopes, optionally learned (Press et al. 2022)"
     family = "bias"
     shift_invariant = True
+    fractional = True
 
     def __init__(self, shape: AttentionShape, learned_slopes: bool = False):
         super().__init__(shape)

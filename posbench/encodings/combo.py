@@ -82,12 +82,16 @@ class Combo(PositionalEncoding):
         if repeated:
             raise ConfigError(f"encoding=combo lists {', '.join(repeated)} more than once in encoding.parts")
         self.compose(ENCODINGS.build(section, shape) for section in sections)
-        axes = {part.name: part.axes for part in self.parts}
-        if len(set(axes.values())) > 1:
-            one, two = (next(name for name, n in axes.items() if n == k) for k in (1, 2))
+        for part in self.parts:
+            refuse_inner_timeline(self.name, part)
+        first = self.parts[0]
+        other = next((part for part in self.parts if part.axes != first.axes), None)
+        if other is not None:
+            one, two = sorted((first, other), key=lambda part: part.axes)
             raise ConfigError(
-                f"encoding=combo cannot combine the 1D encoding {one} with the 2D encoding {two}: its parts read the "
-                "same positions, sequence indices or (row, col); use 1D parts or 2D parts"
+                f"encoding=combo cannot combine the {one.axes}D encoding {one.name} with the {two.axes}D encoding "
+                f"{two.name}: its parts read the same positions, sequence indices, (row, col) or (t, h, w); use "
+                "parts that read the same kind"
             )
         for part in self.parts:
             bounded = [other.name for other in self.parts if other is not part and other.max_positions() is not None]
@@ -175,3 +179,13 @@ class Combo(PositionalEncoding):
         """Every part checks itself, so the tightest one refuses the run with its own message."""
         for part in self.parts:
             part.check_fits(positions_needed)
+
+
+def refuse_inner_timeline(outer: str, inner: PositionalEncoding) -> None:
+    """Refuse an encoding that reads the task's timeline (``fpe``) inside another: a model hands
+    the times only to the encoding of the stack, so inside it would silently read indices."""
+    if inner.reads_time:
+        raise ConfigError(
+            f"encoding={outer} cannot hold {inner.name}: it reads the timeline of the task's streams, which a model "
+            f"hands only to the outermost encoding; use encoding={inner.name} with encoding.base=... instead"
+        )

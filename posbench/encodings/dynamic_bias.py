@@ -44,6 +44,7 @@ class DynamicBias(PositionalEncoding):
     description = "per-head bias from an MLP of the relative distance (CrossFormer 2021; SwinV2 2022 log-spaced)"
     family = "bias"
     shift_invariant = True
+    fractional = True
 
     def __init__(
         self, shape: AttentionShape, log_distance: bool = False, depth: PositiveInt = 2, hidden: PositiveInt | None = None

@@ -49,6 +49,7 @@ class FIRE(PositionalEncoding):
     description = "learned MLP of log distance over log query position, per head (Li et al. 2023, FIRE)"
     family = "bias"
     shift_invariant = False
+    fractional = True
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ class Kerple(PositionalEncoding):
     description = "learned log or power kernel of |i - j| on logits, per head (Chi et al. 2022, KERPLE)"
     family = "bias"
     shift_invariant = True
+    fractional = True
 
     def __init__(self, shape: AttentionShape, kernel: Literal["log", "power"] = "log"):
         super().__init__(shape)

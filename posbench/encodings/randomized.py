@@ -52,7 +52,7 @@ import torch
 from torch import Tensor
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
-from posbench.encodings.combo import part_section
+from posbench.encodings.combo import part_section, refuse_inner_timeline
 from posbench.errors import ConfigError
 from posbench.schema import PositiveInt, Seed
 
@@ -86,9 +86,15 @@ class Randomized(PositionalEncoding):
         if shape.grid is not None:
             raise ConfigError(
                 "encoding=randomized draws random positions along a sequence (Ruoss et al. 2023, for length "
-                "generalization); an image's patches have grid positions: use a 2D encoding on model=vit"
+                "generalization); an image's patches have grid positions: use a 2D encoding there"
             )
         self.base = ENCODINGS.build(section, shape)
+        refuse_inner_timeline(self.name, self.base)
+        if self.base.axes != 1:
+            raise ConfigError(
+                f"encoding=randomized draws one random index per token, which encoding.base={self.base.name} does not "
+                f"read (it reads {self.base.axes} coordinates per token); use a 1D base"
+            )
         self.max_random_len = int(max_random_len)
         limit = self.base.max_positions()
         if limit is not None and limit < self.max_random_len:

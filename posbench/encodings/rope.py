@@ -52,6 +52,7 @@ class RoPE(PositionalEncoding):
     description = "rotary embedding of queries and keys (Su et al. 2021, RoFormer eq. 34); partial, PI, NTK options"
     family = "rotary"
     shift_invariant = True
+    fractional = True
 
     def __init__(
         self,

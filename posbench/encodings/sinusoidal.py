@@ -53,6 +53,7 @@ class Sinusoidal(PositionalEncoding):
     description = "fixed sin/cos codes added to the input (Vaswani et al. 2017, §3.5)"
     family = "absolute"
     shift_invariant = False
+    fractional = True
 
     def __init__(self, shape: AttentionShape, base: FrequencyBase = 10000.0):
         super().__init__(shape)

@@ -66,6 +66,7 @@ class SineSPE(PositionalEncoding):
     description = "stochastic sinusoidal q/k codes whose expected q.k is relative, gated (Liutkus et al. 2021)"
     family = "relative"
     shift_invariant = False
+    fractional = True
     replaces_queries_keys = True
 
     def __init__(

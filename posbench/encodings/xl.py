@@ -44,6 +44,7 @@ class TransformerXL(PositionalEncoding):
     description = "sinusoidal relative keys + content/position biases u, v (Dai et al. 2019, Transformer-XL §3.3)"
     family = "relative"
     shift_invariant = True
+    fractional = True
 
     def __init__(self, shape: AttentionShape, base: FrequencyBase = 10000.0):
         super().__init__(shape)

@@ -21,6 +21,7 @@ sequences, and the ``streams`` its source is made of, if any; channels and image
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -44,8 +45,14 @@ class SequenceModel(nn.Module):
     description: str = ""
     #: True for causal (decoder-style) self-attention in ``self.net``.
     causal: bool = False
-    #: What the family reads: ``sequences`` (of symbols) or ``images``; tasks say what they give.
+    #: What the family reads: ``sequences`` (of symbols), ``images`` or ``captioned images``;
+    #: tasks say what they give.
     inputs: str = "sequences"
+    #: Options a run's label always shows, default or not (``posbench.labels``): the encodings the
+    #: family holds besides ``encoding`` when they are half of what a run is (a captioner's image side).
+    labelled: tuple[str, ...] = ()
+    #: Options that hold an encoding (a name, or a section with its options) besides ``encoding``.
+    encoding_options: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -89,11 +96,13 @@ class SequenceModel(nn.Module):
         vectors: bool = False,
         grid: int | None = None,
         prefix: int = 0,
+        layers: int | None = None,
     ) -> Transformer:
         """A Transformer with ``encoding`` in its self-attention, ``outputs`` logits (None: hidden
         states), and cross-attention if given. It reads this model's tokens (symbols, SEP, BLANK),
-        or ``vectors`` (an image's patch embeddings laid out on a ``grid`` after ``prefix`` tokens)."""
-        sizes = self.sizes
+        or ``vectors`` (an image's patch embeddings laid out on a ``grid`` after ``prefix`` tokens).
+        ``layers``: its depth, if not ``model.layers`` (a captioner's image encoder)."""
+        sizes = self.sizes if layers is None else {**self.sizes, "layers": layers}
         shape = AttentionShape(
             sizes["d_model"], sizes["heads"], sizes["layers"], causal, sizes["ffn_mult"], grid=grid, prefix=prefix,
             streams=self.streams,
@@ -109,6 +118,15 @@ class SequenceModel(nn.Module):
         when the task's source is streams at different rates (``stream_times``), else None: what an
         encoding that ``reads_time`` (``fpe``) reads instead of the index."""
         return None if self.streams is None else stream_times(self.streams, src_len, length, device)
+
+    @classmethod
+    def option_default(cls, key: str):
+        """The default of ``__init__`` option ``key`` (looked up along the class chain)."""
+        for klass in cls.__mro__:
+            parameter = inspect.signature(klass.__init__).parameters.get(key) if "__init__" in vars(klass) else None
+            if parameter is not None:
+                return parameter.default
+        raise KeyError(key)
 
     # ---- encodings ---------------------------------------------------------------------------
     @classmethod
@@ -157,11 +175,19 @@ class SequenceModel(nn.Module):
         """Refuse (``ConfigError``) an encoding that cannot represent the longest example."""
         self.encoding.check_fits(self.positions_needed(src_len, tgt_len))
 
+    # ---- sizes from the configuration alone (the memory estimate, before anything is built) ----
     @classmethod
-    def tokens_per_example(cls, section: dict, src_len: int, tgt_len: int) -> int:
-        """The tokens one example occupies in a stack, from the model's config ``section`` alone
-        (for the memory estimate made before the model is built)."""
-        return src_len + tgt_len + 1
+    def stacks_of(cls, section: dict, src_len: int, tgt_len: int) -> list[tuple[int, int]]:
+        """``(tokens, layers)`` of each Transformer stack one example runs through, from the
+        model's config ``section``: here one stack over source, SEP and target."""
+        return [(src_len + tgt_len + 1, section["layers"])]
+
+    @classmethod
+    def stem_cost(cls, section: dict, channels: int, size: int) -> tuple[int, int, int]:
+        """``(saved, peak, parameters)`` of the family's image stem for one image of side ``size``:
+        the values it leaves for the backward pass, the largest map alive at once at evaluation,
+        and its weights (zeros without a stem; ``posbench.models.image_encoder.stem_cost``)."""
+        return 0, 0, 0
 
     # ---- the family contract -----------------------------------------------------------------
     def loss(self, src: Tensor, tgt: Tensor) -> tuple[Tensor, Tensor]:

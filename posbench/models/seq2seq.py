@@ -51,10 +51,48 @@ def encoding_section(spec: str | dict | None, default: dict) -> dict:
     return yaml.safe_load(path.read_text()) if path.exists() else {"name": spec}
 
 
-@MODELS.register("seq2seq")
-class Seq2Seq(SequenceModel):
-    description = "encoder-decoder with cross-attention; teacher forcing, greedy decoding to eos"
+class EncoderDecoder(SequenceModel):
+    """What the encoder-decoder families share (``seq2seq``, ``captioner``): ``encode`` turns the
+    source into the memory a causal decoder (``self.net``, with cross-attention) reads; teacher
+    forcing in training, batched greedy decoding from SEP to ``eos`` at evaluation."""
+
     causal = True
+
+    def encode(self, src: Tensor) -> Tensor:
+        """The memory ``[B, S, d_model]`` the decoder cross-attends to."""
+        raise NotImplementedError
+
+    def target_logits(self, src: Tensor, tgt: Tensor) -> Tensor:
+        return self.net(self.teacher_inputs(tgt), memory=self.encode(src))
+
+    @torch.no_grad()
+    def predict(self, src: Tensor, tgt_len: int) -> Tensor:
+        memory = self.encode(src)
+        start = torch.full((src.shape[0], 1), self.sep, dtype=torch.long, device=src.device)
+        return self.greedy(lambda tokens: self.net(tokens, memory=memory)[:, -1], start, tgt_len)
+
+    def with_role(self, role: str, key: str, build):
+        """``build()``, its refusal prefixed with the stack it concerns."""
+        try:
+            return build()
+        except ConfigError as error:
+            raise ConfigError(f"model={self.name}, {role} ({key}): {error}") from None
+
+    def check_cross_encoding(self, section: dict) -> None:
+        """Refuse a cross-attention encoding that acts through a hook cross-attention does not have."""
+        unusable = [hook for hook in NOT_IN_CROSS_ATTENTION if overrides(self.net.cross_encoding, hook)]
+        if unusable:
+            raise ConfigError(
+                f"model.cross_encoding={section['name']} acts through {'/'.join(unusable)}, which "
+                "cross-attention does not have; use none or an encoding that acts inside attention "
+                "(rotate, bias or score: e.g. rope, alibi, t5, shaw)"
+            )
+
+
+@MODELS.register("seq2seq")
+class Seq2Seq(EncoderDecoder):
+    description = "encoder-decoder with cross-attention; teacher forcing, greedy decoding to eos"
+    encoding_options = ("decoder_encoding", "cross_encoding")
 
     def __init__(
         self, vocab_size: int, encoding: dict, decoder_encoding: str | dict | None = None,
@@ -68,30 +106,17 @@ class Seq2Seq(SequenceModel):
     def build_stacks(self, encoding: dict, decoder_encoding: str | dict | None, cross_encoding: str | dict) -> None:
         decoder_section = encoding_section(decoder_encoding, encoding)
         cross_section = encoding_section(cross_encoding, {"name": "none"})
-        self.encoder = self._with_role("encoder self-attention", "encoding", lambda: self.stack(encoding, False, None))
-        self.net = self._with_role(
+        self.encoder = self.with_role("encoder self-attention", "encoding", lambda: self.stack(encoding, False, None))
+        self.net = self.with_role(
             "decoder", "model.decoder_encoding / model.cross_encoding",
             lambda: self.stack(decoder_section, True, self.vocab_size, cross_encoding=cross_section),
         )
-        unusable = [hook for hook in NOT_IN_CROSS_ATTENTION if overrides(self.net.cross_encoding, hook)]
-        if unusable:
-            raise ConfigError(
-                f"model.cross_encoding={cross_section['name']} acts through {'/'.join(unusable)}, which "
-                "cross-attention does not have; use none or an encoding that acts inside attention "
-                "(rotate, bias or score: e.g. rope, alibi, t5, shaw)"
-            )
+        self.check_cross_encoding(cross_section)
 
     @classmethod
     def without_pe(cls, section: dict) -> dict:
         """Decoder self-attention as ``encoding`` (none in the twin), no cross-attention encoding."""
         return {**section, "decoder_encoding": None, "cross_encoding": "none"}
-
-    @staticmethod
-    def _with_role(role: str, key: str, build):
-        try:
-            return build()
-        except ConfigError as error:
-            raise ConfigError(f"model=seq2seq, {role} ({key}): {error}") from None
 
     @property
     def encoding(self) -> PositionalEncoding:
@@ -101,17 +126,13 @@ class Seq2Seq(SequenceModel):
     def encode(self, src: Tensor) -> Tensor:
         return self.encoder(src, times=self.timeline(src.shape[1], src.shape[1], src.device))
 
-    def target_logits(self, src: Tensor, tgt: Tensor) -> Tensor:
-        return self.net(self.teacher_inputs(tgt), memory=self.encode(src))
-
-    @torch.no_grad()
-    def predict(self, src: Tensor, tgt_len: int) -> Tensor:
-        memory = self.encode(src)
-        start = src.new_full((src.shape[0], 1), self.sep)
-        return self.greedy(lambda tokens: self.net(tokens, memory=memory)[:, -1], start, tgt_len)
-
     def positions_needed(self, src_len: int, tgt_len: int) -> int:
         return max(src_len, tgt_len)
+
+    @classmethod
+    def stacks_of(cls, section: dict, src_len: int, tgt_len: int) -> list[tuple[int, int]]:
+        """The encoder over the source; the decoder over SEP and the target."""
+        return [(src_len, section["layers"]), (tgt_len + 1, section["layers"])]
 
     def check_fits(self, src_len: int, tgt_len: int) -> None:
         self.encoder.encoding.check_fits(src_len)

@@ -52,11 +52,7 @@ class VisionTransformer(SequenceModel):
         """``vocab_size``: the number of classes; ``patch_size``: pixels per patch side; ``pool``:
         ``cls`` (class token) or ``mean`` (mean over patches). ``channels`` and ``image_size`` (the
         training images' side) come from the task."""
-        if image_size % patch_size:
-            raise ConfigError(
-                f"task.image_size={image_size} is not a multiple of model.patch_size={patch_size}; "
-                "choose sizes that patches tile"
-            )
+        check_tiled(image_size, patch_size)
         stacks = {"patch_size": int(patch_size), "pool": pool, "channels": channels, "image_size": image_size}
         super().__init__(vocab_size, encoding, stacks=stacks, **options)
 
@@ -99,22 +95,38 @@ class VisionTransformer(SequenceModel):
         return (src_len // self.patch_size) ** 2 + self.prefix
 
     def check_task(self, task) -> None:
-        """Every image size the task scores must be tiled by patches; the encoding must represent
-        the largest (a table tied to the training grid says here whether it resamples)."""
-        untiled = [size for size in task.eval_lengths if size % self.patch_size]
-        if untiled:
-            raise ConfigError(
-                f"task.eval_sizes has {', '.join(map(str, untiled))}, not a multiple of model.patch_size={self.patch_size}; "
-                "choose sizes that patches tile"
-            )
-        task.check_patch_size(self.patch_size)
-        for size in task.eval_lengths:
-            self.encoding.check_grid(size // self.patch_size)
-        try:
-            super().check_task(task)
-        except ConfigError as refusal:  # a 1D encoding's table counts tokens; an image task's sizes are eval_sizes
-            raise ConfigError(str(refusal).replace("task.eval_lengths", "task.eval_sizes")) from None
+        check_image_task(task, self.patch_size, self.encoding, self.prefix)
 
     @classmethod
-    def tokens_per_example(cls, section: dict, src_len: int, tgt_len: int) -> int:
-        return (src_len // section["patch_size"]) ** 2 + int(section["pool"] == "cls")
+    def stacks_of(cls, section: dict, src_len: int, tgt_len: int) -> list[tuple[int, int]]:
+        """One stack over the patches of an image of side ``src_len`` and the class token."""
+        return [((src_len // section["patch_size"]) ** 2 + int(section["pool"] == "cls"), section["layers"])]
+
+
+def check_tiled(image_size: int, patch: int) -> None:
+    """Refuse training images whose side ``patch``-pixel tokens do not tile."""
+    if image_size % patch:
+        raise ConfigError(
+            f"task.image_size={image_size} is not a multiple of model.patch_size={patch}; choose sizes that patches tile"
+        )
+
+
+def check_image_task(task, patch: int, encoding, others: int = 0) -> None:
+    """Refuse (``ConfigError``) what an image encoder with ``patch``-pixel tokens and ``encoding``
+    cannot do with ``task``: every image size the task scores must be tiled by patches (and the task
+    may refuse the patch size, ``check_patch_size``); the encoding must represent the largest grid,
+    with ``others`` tokens besides it (a class token, a caption; a table tied to the training grid
+    says here whether it resamples)."""
+    untiled = [size for size in task.eval_lengths if size % patch]
+    if untiled:
+        raise ConfigError(
+            f"task.eval_sizes has {', '.join(map(str, untiled))}, not a multiple of model.patch_size={patch}; "
+            "choose sizes that patches tile"
+        )
+    task.check_patch_size(patch)
+    for size in task.eval_lengths:
+        encoding.check_grid(size // patch)
+    try:
+        encoding.check_fits((task.longest() // patch) ** 2 + others)
+    except ConfigError as refusal:  # a 1D encoding's table counts tokens; an image task's sizes are eval_sizes
+        raise ConfigError(str(refusal).replace("task.eval_lengths", "task.eval_sizes")) from None

@@ -143,6 +143,48 @@ class Grid:
         return sorted(ranked, key=lambda item: (-item[1], self.labels.index(item[0])))
 
 
+def factors(label: str) -> dict[str, str]:
+    """A label as its factors: ``{"encoding": "rope", "image_encoding": "none", ...}``."""
+    head, *options = label.split(" ")
+    return {"encoding": head, **dict(option.partition("=")[::2] for option in options)}
+
+
+def crossed(grid: Grid, row: Row) -> tuple[str, str, dict[tuple[str, str], str]] | None:
+    """When the labels of ``row`` vary in exactly two factors and hold every pair of their values
+    (a 2x2 ablation: ``encoding=none,rope model.image_encoding=none,sincos2d``): the two factors and
+    the label of each pair; else None."""
+    labels = [label for label in grid.labels if grid.runs(row, label)]
+    parsed = {label: factors(label) for label in labels}
+    keys = list(dict.fromkeys(key for each in parsed.values() for key in each))
+    varying = [key for key in keys if len({each.get(key, "default") for each in parsed.values()}) > 1]
+    if len(varying) != 2:
+        return None
+    first, second = varying
+    cells = {(each.get(first, "default"), each.get(second, "default")): label for label, each in parsed.items()}
+    downs, acrosses = ({pair[i] for pair in cells} for i in (0, 1))
+    return (first, second, cells) if len(cells) == len(downs) * len(acrosses) else None  # a full crossing only
+
+
+def crossed_tables(grid: Grid) -> list[str]:
+    """A two-way table (first factor down, second across) for every row whose runs cross two factors."""
+    parts = []
+    for row in grid.rows:
+        found = crossed(grid, row)
+        if found is None:
+            continue
+        first, second, cells = found
+        downs, acrosses = (list(dict.fromkeys(pair[i] for pair in cells)) for i in (0, 1))
+        body = [
+            [down, *(grid.stats(row, cells[(down, across)]).cell(grid.metric) if (down, across) in cells else "—" for across in acrosses)]
+            for down in downs
+        ]
+        parts += [
+            f"### {grid.name(row)}: {grid.metric.name} by {first} × {second}",
+            markdown([f"{first} ↓  {second} →", *acrosses], body),
+        ]
+    return parts
+
+
 def markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = [header, ["---"] * len(header), *rows]
     return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines)
@@ -172,6 +214,7 @@ def tables(grid: Grid) -> str:
         "no-PE twin: the same configuration without an encoding, each distinct twin of the row once."
         + (" constant ceiling: the best constant output, a bound for a NoPE encoder." if len(baselines) > 1 else ""),
         markdown([first, *(grid.shown[label] for label in grid.labels), "no-PE twin", *baselines], main),
+        *crossed_tables(grid),
         "## Δ vs the no-PE twin",
         f"Each run's {metric.name} minus its own twin's, mean ± std over seeds.",
         markdown([first, *(grid.shown[label] for label in compared)], deltas) if compared else "No run has a no-PE twin with this metric.",

@@ -182,6 +182,17 @@ class Task:
 TASKS: Registry[Task] = Registry("task")
 
 
+def symbols_before_stop(symbols, count: int) -> list[int]:
+    """The leading symbols of ``symbols`` (a tensor or list) below ``count``, up to the first that is
+    not (``eos``, PAD, a label): the words of a decoded answer."""
+    words = []
+    for symbol in symbols.tolist() if isinstance(symbols, Tensor) else symbols:
+        if not 0 <= symbol < count:
+            break
+        words.append(symbol)
+    return words
+
+
 def pack_answers(answers: list[list[int]], width: int, eos: int, device: torch.device | str) -> Tensor:
     """Variable-length answers as a ``[B, width]`` target: each answer, then ``eos``, then PAD."""
     rows = []

@@ -1,6 +1,7 @@
-"""Cells: the drawing shared by the shape-based image tasks (``relation``, ``count``, ``patch_order``).
+"""Cells: the drawing shared by the shape-based image tasks (``relation``, ``count``, ``patch_order``,
+``shapes_caption``).
 
-An image is a grid of ``cell x cell`` pixel cells; a shape (a 3x3 plus or hollow square) fills a
+An image is a grid of ``cell x cell`` pixel cells; a shape (a 3x3 plus, hollow square or cross) fills a
 cell at a uniform random offset inside it. With ``cell`` a multiple of the ViT's patch size, no
 patch ever straddles two cells, so a patch shows at most one shape: what keeps these tasks'
 patch contents free of position information (each task's docstring says how).
@@ -17,17 +18,18 @@ from posbench.errors import ConfigError
 from posbench.schema import Range
 from posbench.tasks.image import ImageTask, pixel_grid, uniform_int
 
-#: The shapes a cell can hold, as 3x3 masks: 0 nothing, 1 a plus, 2 a hollow square.
+#: The shapes a cell can hold, as 3x3 masks: 0 nothing, 1 a plus, 2 a hollow square, 3 a cross.
 SHAPES = torch.tensor(
     [
         [[0, 0, 0], [0, 0, 0], [0, 0, 0]],
         [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
         [[1, 1, 1], [1, 0, 1], [1, 1, 1]],
+        [[1, 0, 1], [0, 1, 0], [1, 0, 1]],
     ],
     dtype=torch.float32,
 )
 SHAPE_SIDE = 3
-PLUS, SQUARE = 1, 2
+PLUS, SQUARE, CROSS = 1, 2, 3
 
 #: A cell's side: at least a shape's.
 CellSide = Annotated[int, Range(ge=SHAPE_SIDE)]

@@ -47,8 +47,6 @@ from posbench.schema import Lengths, NonEmptyStr, PositiveInt, Seed
 from posbench.tasks.base import TASKS
 from posbench.tasks.image_data import ImageDataTask
 
-#: Image columns looked for when ``task.image_column`` is not set.
-IMAGE_COLUMNS = ("image", "img")
 #: PIL modes read as one grey channel.
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
@@ -97,7 +95,7 @@ class ImageClassification(ImageDataTask):
 
     def load(self) -> ImageData:
         splits = hub.load_splits(self.dataset, self.dataset_config, self.data_files, self.split)
-        column = self._image_column(splits["train"])
+        column = self.find_image_column(splits["train"])
         read = {role: self._read(splits[role], role, column) for role in hub.ROLES}
         modes = {image.mode for images, _ in read.values() for image in images}
         mode = "L" if modes <= set(GREY_MODES) else "RGB"
@@ -128,17 +126,6 @@ class ImageClassification(ImageDataTask):
             for role in hub.ROLES
         }
         return ImageData(*tensors["train"], *tensors["test"], labels=labels, names=names)
-
-    def _image_column(self, table) -> str:
-        if self.image_column is not None:
-            return self.image_column
-        for name in IMAGE_COLUMNS:
-            if name in table.column_names:
-                return name
-        raise ConfigError(
-            f"{self.where} has no image column named {' or '.join(IMAGE_COLUMNS)}; set task.image_column; "
-            f"available columns: {', '.join(table.column_names)}"
-        )
 
     def _read(self, table, role: str, column: str) -> tuple[list, list]:
         """The decoded PIL images and raw labels of one split (rows with a missing value left out)."""

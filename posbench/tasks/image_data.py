@@ -17,6 +17,7 @@ from torch import Tensor
 
 from posbench.data.cache import ProcessCache
 from posbench.data.images import ImageData, crop_flip, transforms
+from posbench.errors import ConfigError
 from posbench.tasks.base import Batch
 from posbench.tasks.image import ImageTask
 from posbench.training.files import write_json
@@ -31,6 +32,9 @@ class ImageDataTask(ImageTask):
 
     dataset_backed = True
     augment: str = "none"
+    #: Columns looked for, in order, when ``task.image_column`` is not set.
+    image_columns: tuple[str, ...] = ("image", "img")
+    image_column: str | None = None
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -55,6 +59,19 @@ class ImageDataTask(ImageTask):
     def load(self) -> ImageData:
         """Read and decode the data."""
         raise NotImplementedError
+
+    def find_image_column(self, table) -> str:
+        """``task.image_column``, or the first of ``image_columns`` the table has (``ConfigError``
+        listing the available columns otherwise)."""
+        if self.image_column is not None:
+            return self.image_column
+        for name in self.image_columns:
+            if name in table.column_names:
+                return name
+        raise ConfigError(
+            f"{self.where} has no image column named {' or '.join(self.image_columns)}; set task.image_column; "
+            f"available columns: {', '.join(table.column_names)}"
+        )
 
     def _prepared(self) -> ImageData:
         return _PREPARED.get([type(self).__qualname__, *self.data_key()], self.load)

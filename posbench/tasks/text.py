@@ -41,7 +41,7 @@ from posbench.data.cache import ProcessCache
 from posbench.data.tokenizer import TextTokenizer, fit_tokenizer
 from posbench.errors import ConfigError
 from posbench.schema import LengthSpan, PositiveInt
-from posbench.tasks.base import Batch, Task, pack_answers
+from posbench.tasks.base import Batch, Task, pack_answers, symbols_before_stop
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +144,7 @@ class TextTask(Task):
     # ---- symbols and text --------------------------------------------------------------------
     def decode(self, ids) -> str:
         """Text of a symbol sequence, up to its first non-text symbol (``eos``, PAD, a label)."""
-        ids = ids.tolist() if isinstance(ids, Tensor) else list(ids)
-        text = []
-        for symbol in ids:
-            if not 0 <= symbol < self.vocab_size:
-                break
-            text.append(symbol)
-        return self.tokenizer.decode(text)
+        return self.tokenizer.decode(symbols_before_stop(ids, self.vocab_size))
 
     def save(self, folder) -> None:
         """Write the fitted tokenizer (``tokenizer.json``) into ``folder``."""

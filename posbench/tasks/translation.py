@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import torch
 
-from posbench.data import require
 from posbench.data.tokenizer import TextTokenizer
 from posbench.errors import ConfigError
 from posbench.schema import NonEmptyStr, PositiveInt
 from posbench.tasks.base import TASKS
+from posbench.tasks.bleu import corpus_bleu
 from posbench.tasks.text import PairedTextTask, drop_missing
 
 
@@ -80,18 +80,6 @@ class Translation(PairedTextTask):
         return tokenizer.encode_batch(targets)
 
     def corpus_metrics(self, predictions: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, float]:
-        """``{"bleu"}``: sacrebleu corpus BLEU (0-100, 13a tokenization, exp smoothing) of the
-        decoded predictions (cut at their first ``eos``) against the decoded targets. With
-        ``effective_order``: a set without any 4-gram (short-sentence buckets) is scored on the
-        n-gram orders it has instead of 0; sets with 4-grams get standard corpus BLEU."""
-        sacrebleu = require("sacrebleu", "task=translation's BLEU")
-        hypotheses, references = [], []
-        for pred, tgt in zip(predictions, targets):
-            pred, tgt = pred.reshape(-1, pred.shape[-1]).tolist(), tgt.reshape(-1, tgt.shape[-1]).tolist()
-            for pred_row, tgt_row in zip(pred, tgt):
-                hypotheses.append(self.decode(pred_row))
-                references.append(self.decode(tgt_row))
-        if not references:
-            return {}
-        bleu = sacrebleu.metrics.BLEU(effective_order=True)
-        return {"bleu": float(bleu.corpus_score(hypotheses, [references]).score)}
+        """``{"bleu"}``: corpus BLEU of the decoded predictions against the decoded targets
+        (``posbench.tasks.bleu``)."""
+        return corpus_bleu(predictions, targets, self.decode, "task=translation's BLEU")

@@ -2,7 +2,9 @@
 corpus metrics (BLEU); perplexity where the task is scored teacher-forced (language modelling).
 
 Target positions holding ``PAD`` are not scored; a prediction is cut at the model's first ``eos``
-(everything after it counts as padding), so stopping early or late costs accuracy.
+(everything after it counts as padding), so stopping early or late costs accuracy. An evaluation
+target may hold several references per example (``[B, R, T]``, a captioning dataset's captions):
+token and exact-match accuracy are scored against the first, corpus metrics (BLEU) against all.
 
 Greedy decoding at long lengths and text datasets can take minutes: given a description, scoring
 shows its progress over examples (see ``posbench.training.progress``: a bar on a terminal, a line
@@ -66,7 +68,8 @@ def score(
     with evaluation_progress(progress, examples(batches)) if own else nullcontext(progress) as bar:
         for src_all, tgt_all in batches:
             for start in range(0, src_all.shape[0], batch_size):
-                src, tgt = src_all[start : start + batch_size], tgt_all[start : start + batch_size]
+                src, references = src_all[start : start + batch_size], tgt_all[start : start + batch_size]
+                tgt = references[:, 0] if references.dim() == 3 else references
                 if task.teacher_forced:
                     logits = model.target_logits(src, tgt)
                     nll += F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=PAD, reduction="sum").item()
@@ -79,7 +82,7 @@ def score(
                 exact += int((hit | ~scored).all(dim=1).sum())
                 sequences += hit.shape[0]
                 predictions.append(pred)
-                targets.append(tgt)
+                targets.append(references)
                 if bar is not None:
                     bar.update(src.shape[0])
     model.train(was_training)

@@ -78,3 +78,33 @@ def same_weights(a, b) -> bool:
 
     first, second = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
     return first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)
+
+
+@pytest.fixture
+def refusal(tmp_path, monkeypatch, capsys):
+    """``refusal(args)``: run ``posbench train ARGS`` in-process in an empty folder, where nothing may
+    train, and return its error: exit code 2, one ``posbench: error:`` line (a sweep: a header and one
+    line per invalid job), no traceback, nothing written. Returns the last line."""
+    from posbench import cli, experiment
+    from posbench.training import loop
+
+    monkeypatch.chdir(tmp_path)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a refused command must not start a run")
+
+    monkeypatch.setattr(experiment, "run", no_training)
+    monkeypatch.setattr(loop, "fit", no_training)
+
+    def refused(args: list[str]) -> str:
+        code = cli.main(["train", *args])
+        out, err = capsys.readouterr()
+        lines = err.splitlines()
+        assert code == 2, (out, err)
+        assert lines and lines[0].startswith("posbench: error: ") and "Traceback" not in out + err, err
+        assert len(lines) == 1 or (args[0] == "-m" and "jobs" in lines[0] and "invalid" in lines[0]), err
+        assert not list(tmp_path.iterdir()), "a refused command wrote something"
+        return lines[-1]
+
+    return refused
+

@@ -69,7 +69,8 @@ from typing import Literal
 
 from torch import Tensor
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.encodings.base import ENCODINGS, AttentionShape
+from posbench.encodings.wrapper import Wrapper
 from posbench.encodings.combo import part_section, remaps_positions
 from posbench.errors import ConfigError
 
@@ -88,7 +89,7 @@ def stream_tasks() -> list[str]:
 
 
 @ENCODINGS.register("fpe")
-class FPE(PositionalEncoding):
+class FPE(Wrapper):
     description = "base encoding at each token's time on the streams' shared timeline (Harzig et al. 2021, FPE)"
     family = "composite"
     reads_time = True
@@ -121,40 +122,6 @@ class FPE(PositionalEncoding):
         """Float times ``[B or 1, L]`` -> positions in ``unit``; integer indices (a stack that the
         model gives no times, seq2seq's decoder) pass unchanged."""
         return pos * self.scale if pos.is_floating_point() else pos
-
-    # ---- everything else is the base's, at those positions --------------------------------------
-    @property
-    def explicit_attention(self) -> bool:
-        return self.base.explicit_attention
-
-    @property
-    def rotates(self) -> bool:
-        return self.base.rotates
-
-    def without_position(self) -> PositionalEncoding:
-        """The base's position-free version: NoPE for every fractional base."""
-        return self.base.without_position()
-
-    def embed(self, x: Tensor, pos: Tensor) -> Tensor:
-        return self.base.embed(x, pos)
-
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
-        return self.base.rotate(q, k, q_pos, k_pos, layer)
-
-    def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
-        return self.base.bias(q_pos, k_pos, layer)
-
-    def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
-        return self.base.score(q, k, q_pos, k_pos, layer)
-
-    def value(self, weights: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
-        return self.base.value(weights, q_pos, k_pos, layer)
-
-    def between_blocks(self, x: Tensor, pos: Tensor, layer: int) -> Tensor:
-        return self.base.between_blocks(x, pos, layer)
-
-    def ffn(self, h: Tensor, pos: Tensor, layer: int) -> Tensor:
-        return self.base.ffn(h, pos, layer)
 
     def max_positions(self) -> int | None:
         """Tokens whose positions the base can represent (each at most ``scale`` times its index)."""

@@ -71,10 +71,7 @@ def default_sections(pairs: int) -> tuple[int, int, int]:
 @ENCODINGS.register("mrope")
 class MRoPE(RoPE):
     description = "multimodal rotary embedding, frequency sections read t, h, w (Wang et al. 2024, Qwen2-VL M-RoPE)"
-    family = "rotary"
-    axes = 3
-    shift_invariant = True
-    fractional = True
+    axes = 3  # rotary family, shift-invariant and fractional as RoPE
 
     def __init__(
         self,

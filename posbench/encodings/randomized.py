@@ -51,7 +51,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.encodings.base import ENCODINGS, AttentionShape
+from posbench.encodings.wrapper import Wrapper
 from posbench.encodings.combo import part_section, refuse_inner_timeline
 from posbench.errors import ConfigError
 from posbench.schema import PositiveInt, Seed
@@ -66,7 +67,7 @@ def sorted_sample(count: int, limit: int, seed: int, device) -> Tensor:
 
 
 @ENCODINGS.register("randomized")
-class Randomized(PositionalEncoding):
+class Randomized(Wrapper):
     description = "base encoding at sorted random positions from a wider range (Ruoss et al. 2023)"
     family = "composite"
     wraps = ("base",)
@@ -132,40 +133,6 @@ class Randomized(PositionalEncoding):
 
     def set_extra_state(self, state: dict) -> None:
         self.seed, self.draws = int(state["seed"]), int(state["draws"])
-
-    # ---- everything else is the base's ---------------------------------------------------------
-    @property
-    def explicit_attention(self) -> bool:
-        return self.base.explicit_attention
-
-    @property
-    def rotates(self) -> bool:
-        return self.base.rotates
-
-    def without_position(self) -> PositionalEncoding:
-        """Random positions switched off with the rest: the base's position-free version."""
-        return self.base.without_position()
-
-    def embed(self, x: Tensor, pos: Tensor) -> Tensor:
-        return self.base.embed(x, pos)
-
-    def rotate(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
-        return self.base.rotate(q, k, q_pos, k_pos, layer)
-
-    def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
-        return self.base.bias(q_pos, k_pos, layer)
-
-    def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
-        return self.base.score(q, k, q_pos, k_pos, layer)
-
-    def value(self, weights: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
-        return self.base.value(weights, q_pos, k_pos, layer)
-
-    def between_blocks(self, x: Tensor, pos: Tensor, layer: int) -> Tensor:
-        return self.base.between_blocks(x, pos, layer)
-
-    def ffn(self, h: Tensor, pos: Tensor, layer: int) -> Tensor:
-        return self.base.ffn(h, pos, layer)
 
     def max_positions(self) -> int:
         return self.max_random_len

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor
 
 from posbench.encodings import PositionalEncoding

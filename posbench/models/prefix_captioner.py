@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 
 from posbench.encodings.base import multimodal_coordinates
-from posbench.errors import ConfigError
 from posbench.models.base import MODELS, SequenceModel
 from posbench.models.image_encoder import ImageStem, build_stem, grid_tokens, stem_cost
 from posbench.models.vit import check_image_task, check_tiled

@@ -170,6 +170,9 @@ def main() -> None:
         cls = ENCODINGS.get(encoding)
         if cls.axes == 2:  # image grid coordinates: measured on the ViT by scripts/bench_vit.py
             continue
+        if cls.reads_time:  # needs a task made of streams; on their timeline it costs what its base costs
+            print(ROW.format(encoding, "as its base", *["-"] * 7), flush=True)
+            continue
         if not (cls.supports_causal if args.model == "decoder" else cls.supports_bidirectional):
             print(ROW.format(encoding, f"not for {args.model}", *["-"] * 7), flush=True)
             continue

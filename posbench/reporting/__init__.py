@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
         description="Aggregate every results.json under DIR into report.md, report.csv and PNG plots.",
     )
     parser.add_argument("folder", type=Path, metavar="DIR", help="a run or sweep folder, or any folder above them")
-    parser.add_argument("--metric", default="acc", help="acc (default), seq_acc, pe_off[.seq_acc], len<L>[.seq_acc], size<S>[.seq_acc], bleu, ppl")
+    parser.add_argument("--metric", default="acc", help="acc (default), seq_acc, pe_off[.seq_acc], len<L>[.seq_acc], size<S>[.seq_acc], bleu, ppl, or a task's own (spatial_acc)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where to write the report (default: DIR)")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="write no PNG files")
 

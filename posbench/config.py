@@ -36,6 +36,7 @@ from posbench.schema import (
     PositiveInt,
     Seed,
     check_section,
+    options,
     show,
 )
 from posbench.tasks import TASKS, Task
@@ -127,7 +128,7 @@ def encodings_named(section: dict) -> dict:
     section = dict(section)
     for key in family.encoding_options:
         value = section.get(key)
-        if value is None and family.option_default(key) is None:
+        if value is None and options(family)[key].default is None:
             continue
         if isinstance(value, dict) and list(value) == ["name"]:
             value = section[key] = value["name"]

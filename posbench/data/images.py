@@ -70,9 +70,13 @@ class ImageData:
 
     def labels_on(self, role: str, device: torch.device | str) -> Tensor:
         """The ``role`` split's labels on ``device`` (moved once)."""
-        key = (role, "labels", str(torch.device(device)))
+        return self.moved((role, "labels"), self.train_labels if role == "train" else self.test_labels, device)
+
+    def moved(self, name: tuple, tensor: Tensor, device: torch.device | str) -> Tensor:
+        """``tensor`` on ``device``, moved once and kept under ``name``."""
+        key = (*name, str(torch.device(device)))
         if key not in self._cache:
-            self._cache[key] = (self.train_labels if role == "train" else self.test_labels).to(device)
+            self._cache[key] = tensor.to(device)
         return self._cache[key]
 
     def stats(self) -> tuple[list[float], list[float]]:

@@ -204,13 +204,15 @@ class PositionalEncoding(nn.Module):
         grid of patches (a table tied to the training grid with ``resize=refuse``,
         ``posbench.encodings.resize``)."""
 
-    def check_fits(self, positions_needed: int) -> None:
-        """Raise ``ConfigError`` before training when this run needs more positions than it has."""
+    def check_fits(self, positions_needed: int, shorten: str = "task.eval_lengths") -> None:
+        """Raise ``ConfigError`` before training when this run needs more positions than it has;
+        ``shorten`` names what decides the longest sequence (``task.eval_sizes`` on an image, a
+        task's captions), which the message suggests shortening."""
         limit = self.max_positions()
         if limit is not None and positions_needed > limit:
             raise ConfigError(
                 f"encoding={self.name} represents {limit} positions but this run needs {positions_needed} "
-                f"(its longest evaluation sequence); raise encoding.max_len or shorten task.eval_lengths"
+                f"(its longest evaluation sequence); raise encoding.max_len or shorten {shorten}"
             )
 
 

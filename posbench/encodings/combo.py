@@ -175,10 +175,10 @@ class Combo(PositionalEncoding):
         for part in self.parts:
             part.check_grid(side)
 
-    def check_fits(self, positions_needed: int) -> None:
+    def check_fits(self, positions_needed: int, shorten: str = "task.eval_lengths") -> None:
         """Every part checks itself, so the tightest one refuses the run with its own message."""
         for part in self.parts:
-            part.check_fits(positions_needed)
+            part.check_fits(positions_needed, shorten)
 
 
 def refuse_inner_timeline(outer: str, inner: PositionalEncoding) -> None:

@@ -128,6 +128,6 @@ class FPE(Wrapper):
         limit = self.base.max_positions()
         return None if limit is None else limit // self.scale
 
-    def check_fits(self, positions_needed: int) -> None:
+    def check_fits(self, positions_needed: int, shorten: str = "task.eval_lengths") -> None:
         """The base checks ``scale`` times the token count, a bound on every position fpe gives it."""
-        self.base.check_fits(positions_needed * self.scale)
+        self.base.check_fits(positions_needed * self.scale, shorten)

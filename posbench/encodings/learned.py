@@ -61,11 +61,11 @@ class Learned(PositionalEncoding):
     def max_positions(self) -> int:
         return self.table.num_embeddings
 
-    def check_fits(self, positions_needed: int) -> None:
+    def check_fits(self, positions_needed: int, shorten: str = "task.eval_lengths") -> None:
         """On an image grid with ``resize=bicubic`` any grid is served by resampling the training
         grid's rows (whose fit ``__init__`` checked); otherwise the table must hold every position."""
         if self.shape.grid is None or self.resize == "refuse":
-            super().check_fits(positions_needed)
+            super().check_fits(positions_needed, shorten)
 
     def check_grid(self, side: int) -> None:
         check_resize(self.name, self.resize, self.shape.grid, side)

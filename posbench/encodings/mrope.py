@@ -55,7 +55,7 @@ from torch import Tensor
 from posbench.encodings.base import ENCODINGS, AttentionShape
 from posbench.encodings.rope import RoPE
 from posbench.errors import ConfigError
-from posbench.schema import EachAtLeast, FrequencyBase
+from posbench.schema import EachAtLeast, FrequencyBase, show
 
 #: Qwen2-VL's sections for head dimension 128 (64 pairs): t, h, w.
 QWEN2_VL_SECTIONS = (16, 24, 24)
@@ -95,11 +95,10 @@ class MRoPE(RoPE):
             sections = default_sections(pairs)
         sections = tuple(int(count) for count in sections)
         if len(sections) != 3 or min(sections) < 1 or sum(sections) != pairs:
-            shown = "[" + ",".join(map(str, sections)) + "]"
             raise ConfigError(
-                f"encoding={self.name}: sections={shown} must be 3 positive numbers of frequency pairs (t, h, w) "
+                f"encoding={self.name}: sections={show(list(sections))} must be 3 positive numbers of frequency pairs (t, h, w) "
                 f"summing to head_dim / 2 = {pairs} (model.d_model / model.heads = {shape.head_dim})"
-                + (f", e.g. [{','.join(map(str, default_sections(pairs)))}]" if pairs >= 3 else "")
+                + (f", e.g. {show(list(default_sections(pairs)))}" if pairs >= 3 else "")
             )
         #: pairs per section (t, h, w), and the axis (0 = t, 1 = h, 2 = w) each pair reads
         self.sections = sections

@@ -137,7 +137,7 @@ class Randomized(Wrapper):
     def max_positions(self) -> int:
         return self.max_random_len
 
-    def check_fits(self, positions_needed: int) -> None:
+    def check_fits(self, positions_needed: int, shorten: str = "task.eval_lengths") -> None:
         if positions_needed > self.max_random_len:
             raise ConfigError(
                 f"encoding=randomized draws distinct positions below max_random_len={self.max_random_len} but this "

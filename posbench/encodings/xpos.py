@@ -93,12 +93,12 @@ class XPos(RoPE):
         (N - 1) / scale_base * log2(1 / zeta_0) <= 100 (see the module docstring)."""
         return math.floor(self.scale_base * MAX_LOG2_FACTOR / LOG2_INV_ZETA_0) + 1
 
-    def check_fits(self, positions_needed: int) -> None:
+    def check_fits(self, positions_needed: int, shorten: str = "task.eval_lengths") -> None:
         limit = self.max_positions()
         if positions_needed > limit:
             enough = math.ceil((positions_needed - 1) * LOG2_INV_ZETA_0 / MAX_LOG2_FACTOR)
             raise ConfigError(
                 f"encoding=xpos keeps the product of its query and key scaling factors within float32 range for at "
                 f"most {limit} positions with scale_base={self.scale_base:g} but this run needs {positions_needed}; "
-                f"raise encoding.scale_base (to at least {enough}) or shorten task.eval_lengths"
+                f"raise encoding.scale_base (to at least {enough}) or shorten {shorten}"
             )

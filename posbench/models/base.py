@@ -21,7 +21,6 @@ sequences, and the ``streams`` its source is made of, if any; channels and image
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -118,15 +117,6 @@ class SequenceModel(nn.Module):
         when the task's source is streams at different rates (``stream_times``), else None: what an
         encoding that ``reads_time`` (``fpe``) reads instead of the index."""
         return None if self.streams is None else stream_times(self.streams, src_len, length, device)
-
-    @classmethod
-    def option_default(cls, key: str):
-        """The default of ``__init__`` option ``key`` (looked up along the class chain)."""
-        for klass in cls.__mro__:
-            parameter = inspect.signature(klass.__init__).parameters.get(key) if "__init__" in vars(klass) else None
-            if parameter is not None:
-                return parameter.default
-        raise KeyError(key)
 
     # ---- encodings ---------------------------------------------------------------------------
     @classmethod

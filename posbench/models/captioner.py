@@ -33,16 +33,15 @@ from torch import Tensor
 
 from posbench.encodings import PositionalEncoding
 from posbench.encodings.base import grid_coordinates
-from posbench.errors import ConfigError
 from posbench.models.base import MODELS
-from posbench.models.image_encoder import ImageStem, build_stem, grid_tokens, stem_cost
+from posbench.models.image_encoder import ImageStem, Stemmed, build_stem
 from posbench.models.seq2seq import EncoderDecoder, encoding_section
 from posbench.models.vit import check_image_task, check_tiled
 from posbench.schema import PositiveInt
 
 
 @MODELS.register("captioner")
-class Captioner(EncoderDecoder):
+class Captioner(Stemmed, EncoderDecoder):
     description = "image encoder (ViT or CNN) + causal text decoder with cross-attention; a PE on each side"
     inputs = "captioned images"
     labelled = ("image_encoding",)
@@ -108,8 +107,7 @@ class Captioner(EncoderDecoder):
 
     def encode(self, src: Tensor) -> Tensor:
         """Images ``[B, C, S, S]`` -> the memory: ``[B, (S / patch)^2, d_model]``, or ``[B, 1, d_model]`` pooled."""
-        x = grid_tokens(self.stem(src))
-        out = self.image(x, coords=grid_coordinates(src.shape[-1] // self.patch_size, 0, src.device))
+        out = self.image(self.image_tokens(src), coords=grid_coordinates(src.shape[-1] // self.patch_size, 0, src.device))
         return out.mean(dim=1, keepdim=True) if self.pooled else out
 
     def positions_needed(self, src_len: int, tgt_len: int) -> int:
@@ -121,12 +119,9 @@ class Captioner(EncoderDecoder):
         by the text encoding; both by cross-attention's."""
         check_image_task(task, self.patch_size, self.image.encoding)
         longest = task.longest()
-        try:
-            self.net.encoding.check_fits(task.target_len(longest))
-            self.net.cross_encoding.check_fits(self.positions_needed(longest, task.target_len(longest)))
-        except ConfigError as refusal:  # the text side counts caption tokens, not eval_lengths
-            raise ConfigError(str(refusal).replace("its longest evaluation sequence", "its longest caption, with SEP")
-                              .replace("shorten task.eval_lengths", "shorten the task's captions")) from None
+        captions = task.target_len(longest)
+        self.net.encoding.check_fits(captions, shorten="the task's captions")
+        self.net.cross_encoding.check_fits(self.positions_needed(longest, captions), shorten="the task's captions")
 
     @classmethod
     def stacks_of(cls, section: dict, src_len: int, tgt_len: int) -> list[tuple[int, int]]:
@@ -134,7 +129,3 @@ class Captioner(EncoderDecoder):
         and the caption."""
         grid = (src_len // section["patch_size"]) ** 2
         return [(grid, section["image_layers"]), (tgt_len + 1, section["layers"])]
-
-    @classmethod
-    def stem_cost(cls, section: dict, channels: int, size: int) -> tuple[int, int, int]:
-        return stem_cost(section["image_encoder"], channels, section["d_model"], size, section["patch_size"], section["cnn_width"])

@@ -76,3 +76,20 @@ class ResNetStem(nn.Sequential):
 def grid_tokens(features: Tensor) -> Tensor:
     """A stem's ``[B, d, G, G]`` feature map as ``[B, G * G, d]`` tokens in raster order."""
     return features.flatten(2).transpose(1, 2)
+
+
+class Stemmed:
+    """What the captioners share about their stem (``self.stem``, built with ``build_stem``): the
+    image's tokens, and its cost from the config alone (``SequenceModel.stem_cost``)."""
+
+    stem: nn.Module
+
+    def image_tokens(self, images: Tensor) -> Tensor:
+        """Images ``[B, C, S, S]`` -> their tokens ``[B, (S / patch)^2, d_model]`` in raster order."""
+        return grid_tokens(self.stem(images))
+
+    @classmethod
+    def stem_cost(cls, section: dict, channels: int, size: int) -> tuple[int, int, int]:
+        return stem_cost(
+            section["image_encoder"], channels, section["d_model"], size, section["patch_size"], section["cnn_width"]
+        )

@@ -22,15 +22,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import multimodal_coordinates
+from posbench.encodings.base import grid_side, multimodal_coordinates
 from posbench.models.base import MODELS, SequenceModel
-from posbench.models.image_encoder import ImageStem, build_stem, grid_tokens, stem_cost
+from posbench.models.image_encoder import ImageStem, Stemmed, build_stem
 from posbench.models.vit import check_image_task, check_tiled
 from posbench.schema import PositiveInt
 
 
 @MODELS.register("prefix_captioner")
-class PrefixCaptioner(SequenceModel):
+class PrefixCaptioner(Stemmed, SequenceModel):
     description = "decoder-only captioner: image patches as a prefix of the caption's causal sequence (Qwen2-VL-style)"
     inputs = "captioned images"
     causal = True
@@ -66,13 +66,9 @@ class PrefixCaptioner(SequenceModel):
 
     def run(self, image: Tensor, text: Tensor) -> Tensor:
         """Logits at the text positions for image tokens ``[B, N, d]`` followed by ``text [B, T]``."""
-        side = int(round(image.shape[1] ** 0.5))
         x = torch.cat((image, self.words(text)), dim=1)
-        coords = multimodal_coordinates(side, text.shape[1], text.device)
+        coords = multimodal_coordinates(grid_side(image.shape[1], 0), text.shape[1], text.device)
         return self.net(x, coords=coords)[:, image.shape[1] :]
-
-    def image_tokens(self, images: Tensor) -> Tensor:
-        return grid_tokens(self.stem(images))
 
     def target_logits(self, src: Tensor, tgt: Tensor) -> Tensor:
         return self.run(self.image_tokens(src), self.teacher_inputs(tgt))
@@ -94,7 +90,3 @@ class PrefixCaptioner(SequenceModel):
     def stacks_of(cls, section: dict, src_len: int, tgt_len: int) -> list[tuple[int, int]]:
         """One stack over the image's tokens, SEP and the caption but its last word."""
         return [((src_len // section["patch_size"]) ** 2 + tgt_len, section["layers"])]
-
-    @classmethod
-    def stem_cost(cls, section: dict, channels: int, size: int) -> tuple[int, int, int]:
-        return stem_cost(section["image_encoder"], channels, section["d_model"], size, section["patch_size"], section["cnn_width"])

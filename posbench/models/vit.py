@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from posbench.encodings.base import grid_coordinates
 from posbench.errors import ConfigError
 from posbench.models.base import MODELS, SequenceModel
+from posbench.models.image_encoder import grid_tokens
 from posbench.schema import PositiveInt
 
 
@@ -72,7 +73,7 @@ class VisionTransformer(SequenceModel):
     def tokens(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Patch embeddings ``[B, prefix + N, d_model]`` (class token first) and their grid coordinates."""
         side = images.shape[-1] // self.patch_size
-        x = self.patch(images).flatten(2).transpose(1, 2)
+        x = grid_tokens(self.patch(images))
         if self.prefix:
             x = torch.cat((self.cls_token.to(x.dtype).expand(x.shape[0], 1, -1), x), dim=1)
         return x, grid_coordinates(side, self.prefix, images.device)
@@ -126,7 +127,4 @@ def check_image_task(task, patch: int, encoding, others: int = 0) -> None:
     task.check_patch_size(patch)
     for size in task.eval_lengths:
         encoding.check_grid(size // patch)
-    try:
-        encoding.check_fits((task.longest() // patch) ** 2 + others)
-    except ConfigError as refusal:  # a 1D encoding's table counts tokens; an image task's sizes are eval_sizes
-        raise ConfigError(str(refusal).replace("task.eval_lengths", "task.eval_sizes")) from None
+    encoding.check_fits((task.longest() // patch) ** 2 + others, shorten="task.eval_sizes")

@@ -149,10 +149,10 @@ def factors(label: str) -> dict[str, str]:
     return {"encoding": head, **dict(option.partition("=")[::2] for option in options)}
 
 
-def crossed(grid: Grid, row: Row) -> tuple[str, str, dict[tuple[str, str], str]] | None:
+def crossed(grid: Grid, row: Row) -> tuple[str, str, list[str], list[str], dict[tuple[str, str], str]] | None:
     """When the labels of ``row`` vary in exactly two factors and hold every pair of their values
-    (a 2x2 ablation: ``encoding=none,rope model.image_encoding=none,sincos2d``): the two factors and
-    the label of each pair; else None."""
+    (a 2x2 ablation: ``encoding=none,rope model.image_encoding=none,sincos2d``): the two factors,
+    the values of each in order of appearance, and the label of each pair; else None."""
     labels = [label for label in grid.labels if grid.runs(row, label)]
     parsed = {label: factors(label) for label in labels}
     keys = list(dict.fromkeys(key for each in parsed.values() for key in each))
@@ -161,23 +161,20 @@ def crossed(grid: Grid, row: Row) -> tuple[str, str, dict[tuple[str, str], str]]
         return None
     first, second = varying
     cells = {(each.get(first, "default"), each.get(second, "default")): label for label, each in parsed.items()}
-    downs, acrosses = ({pair[i] for pair in cells} for i in (0, 1))
-    return (first, second, cells) if len(cells) == len(downs) * len(acrosses) else None  # a full crossing only
+    downs, acrosses = (list(dict.fromkeys(pair[i] for pair in cells)) for i in (0, 1))
+    full = len(cells) == len(downs) * len(acrosses)
+    return (first, second, downs, acrosses, cells) if full else None
 
 
 def crossed_tables(grid: Grid) -> list[str]:
-    """A two-way table (first factor down, second across) for every row whose runs cross two factors."""
+    """A two-way table (first factor down, second across) for every row whose runs fully cross two factors."""
     parts = []
     for row in grid.rows:
         found = crossed(grid, row)
         if found is None:
             continue
-        first, second, cells = found
-        downs, acrosses = (list(dict.fromkeys(pair[i] for pair in cells)) for i in (0, 1))
-        body = [
-            [down, *(grid.stats(row, cells[(down, across)]).cell(grid.metric) if (down, across) in cells else "—" for across in acrosses)]
-            for down in downs
-        ]
+        first, second, downs, acrosses, cells = found
+        body = [[down, *(grid.stats(row, cells[(down, across)]).cell(grid.metric) for across in acrosses)] for down in downs]
         parts += [
             f"### {grid.name(row)}: {grid.metric.name} by {first} × {second}",
             markdown([f"{first} ↓  {second} →", *acrosses], body),

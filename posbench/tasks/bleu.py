@@ -20,18 +20,14 @@ def corpus_bleu(predictions: list[Tensor], targets: list[Tensor], decode: Callab
     of a missing ``sacrebleu``. ``{}`` for an empty set."""
     sacrebleu = require("sacrebleu", what)
     hypotheses: list[str] = []
-    streams: list[list[str | None]] = []
+    references: list[list[str | None]] = []  # per hypothesis, None where a reference is absent
     for pred, tgt in zip(predictions, targets):
-        references = tgt[:, None] if tgt.dim() == 2 else tgt
-        for pred_row, refs in zip(pred.tolist(), references.tolist()):
+        for pred_row, refs in zip(pred.tolist(), (tgt[:, None] if tgt.dim() == 2 else tgt).tolist()):
             hypotheses.append(decode(pred_row))
-            while len(streams) < len(refs):
-                streams.append([None] * (len(hypotheses) - 1))
-            for stream, ref in zip(streams, refs):
-                stream.append(decode(ref) if any(symbol != PAD for symbol in ref) else None)
-            for stream in streams[len(refs) :]:
-                stream.append(None)
+            references.append([decode(ref) if any(symbol != PAD for symbol in ref) else None for ref in refs])
     if not hypotheses:
         return {}
+    most = max(map(len, references))
+    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(most)]
     bleu = sacrebleu.metrics.BLEU(effective_order=True)
     return {"bleu": float(bleu.corpus_score(hypotheses, streams).score)}

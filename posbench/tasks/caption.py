@@ -123,10 +123,7 @@ class CaptionData(ImageData):
 
     def captions_on(self, device: torch.device | str) -> Tensor:
         """The training captions on ``device`` (moved once)."""
-        key = ("train", "captions", str(torch.device(device)))
-        if key not in self._cache:
-            self._cache[key] = self.train_captions.to(device)
-        return self._cache[key]
+        return self.moved(("train", "captions"), self.train_captions, device)
 
     def fingerprint(self) -> str:
         """A hash of every decoded image, the fitted tokenizer and every encoded caption."""
@@ -278,9 +275,7 @@ class Caption(CaptionTask, ImageDataTask):
         read = {role: self._read(splits[role], role, image_column, caption_columns, bases[role]) for role in hub.ROLES}
         headers = [group["header"] for role in hub.ROLES for group in read[role]["groups"]]
         mode = "L" if {mode for _, mode in headers} <= set(GREY_MODES) else "RGB"
-        shapes = {shape for shape, _ in headers}
-        square = len(shapes) == 1 and next(iter(shapes))[0] == next(iter(shapes))[1]
-        size = None if square else max(self.image_size, *self.eval_sizes)
+        size = self.stored_size({shape for shape, _ in headers})
         images = {role: self._decode(read[role], role, image_column, mode, size) for role in hub.ROLES}
 
         captions = {role: [group["captions"] for group in read[role]["groups"]] for role in hub.ROLES}

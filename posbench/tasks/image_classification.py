@@ -118,9 +118,7 @@ class ImageClassification(ImageDataTask):
         else:
             names = None
         pixels = {role: arrays(images, mode) for role, (images, _) in read.items()}
-        shapes = {a.shape for role in hub.ROLES for a in pixels[role]}
-        square = len(shapes) == 1 and next(iter(shapes))[0] == next(iter(shapes))[1]
-        size = None if square else max(self.image_size, *self.eval_sizes)
+        size = self.stored_size({a.shape[:2] for role in hub.ROLES for a in pixels[role]})
         tensors = {
             role: (stack(pixels[role], size), torch.tensor([index[label] for label in read[role][1]]))
             for role in hub.ROLES

@@ -73,6 +73,13 @@ class ImageDataTask(ImageTask):
             f"available columns: {', '.join(table.column_names)}"
         )
 
+    def stored_size(self, sizes: set[tuple[int, int]]) -> int | None:
+        """The side the decoded images are stored at, from the set of their (height, width) or
+        (width, height): as they are (None) when they all share one square size, else each resized to
+        the largest size the task scores."""
+        square = len(sizes) == 1 and len(set(next(iter(sizes)))) == 1
+        return None if square else max(self.image_size, *self.eval_sizes)
+
     def _prepared(self) -> ImageData:
         return _PREPARED.get([type(self).__qualname__, *self.data_key()], self.load)
 

@@ -28,6 +28,8 @@ USAGE = """usage: posbench <command> [args]
 commands:
   train [OVERRIDES] [-m] [--cfg job] [--help]   train a model and its no-PE twin (Hydra overrides)
   report DIR [--metric M] [--out DIR]           tables (report.md, report.csv) and plots of every run under DIR
+  analyze DIR [--lengths L ...] [--no-twin]     position probes and attention distances of a trained run (and its twin)
+  plot [encoding=NAME] [OVERRIDES] [run=DIR]    PNG pictures of one encoding, untrained or as learned in a run
   list                                          every encoding, model and task, one line each
 
 examples:
@@ -215,6 +217,18 @@ def report(argv: list[str]) -> int:
     return report_main(argv)
 
 
+def analyze(argv: list[str]) -> int:
+    from posbench.analysis import main as analyze_main
+
+    return analyze_main(argv)
+
+
+def plot(argv: list[str]) -> int:
+    from posbench.plotting import main as plot_main
+
+    return plot_main(argv)
+
+
 def list_all() -> int:
     from posbench.report import catalogue
 
@@ -228,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    commands = {"train": lambda: train(rest), "report": lambda: report(rest), "list": list_all}
+    commands = {"train": lambda: train(rest), "report": lambda: report(rest), "analyze": lambda: analyze(rest),
+                "plot": lambda: plot(rest), "list": list_all}
     try:
         if command not in commands:
             raise ConfigError(f"unknown command {command!r}; valid commands: {', '.join(commands)}")

@@ -7,13 +7,14 @@ anything is written; the command line runs the same check before Hydra creates t
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from posbench import results
+from posbench import results, scales
 from posbench.config import (
     TrainerConfig,
     build_model,
@@ -25,18 +26,20 @@ from posbench.config import (
 from posbench.labels import label
 from posbench.tasks import Task
 from posbench.tensorboard_log import link_twin, log_result
-from posbench.training.evaluate import evaluate, score
+from posbench.training.evaluate import evaluate, evaluate_pe_off
 from posbench.training.files import write_json
 from posbench.training.loop import Diverged, fit
 from posbench.training.twin import twin_outcome
 from posbench.validation import Job, Slot, validate
 
+log = logging.getLogger(__name__)
+
 
 def train_and_evaluate(cfg: dict, task: Task, device: torch.device, out_dir: Path, meaning: dict, desc: str) -> dict:
     """Train the model of the normalised ``cfg`` on ``task`` into ``out_dir`` and return its
-    outcome: status, metrics, per-length metrics and ``pe_off`` (``meaning``: its ``semantic``
-    configuration, kept in checkpoints; ``desc``: what its progress lines start with). Training
-    curves go to ``events_dir(out_dir, cfg)``."""
+    outcome: status, metrics, per-length metrics, ``pe_off`` and ``pe_off_lengths`` (``meaning``:
+    its ``semantic`` configuration, kept in checkpoints; ``desc``: what its progress lines start
+    with). Training curves go to ``events_dir(out_dir, cfg)``."""
     torch.manual_seed(cfg["seed"])
     model = build_model(cfg, task).to(device)
     trainer = TrainerConfig(**cfg["trainer"])
@@ -51,11 +54,12 @@ def train_and_evaluate(cfg: dict, task: Task, device: torch.device, out_dir: Pat
             )
         except Diverged as stop:
             return results.outcome_of_divergence(stop.step)
-    outcome = {"status": "ok", **evaluate(model, task, test_set, task.length_sets(device), desc=desc)}
-    outcome["pe_off"] = None
+    length_sets = task.length_sets(device)
+    outcome = {"status": "ok", **evaluate(model, task, test_set, length_sets, desc=desc)}
+    outcome |= {"pe_off": None, scales.pe_off_key(task.axis): None}
     if not is_pe_free(cfg):
-        with model.encoding_off():
-            outcome["pe_off"] = score(model, test_set, task, progress=f"{desc}: encoding off")
+        outcome |= evaluate_pe_off(model, task, test_set, length_sets, desc)
+    end_of_run_pictures(model, cfg, task, test_set, out_dir, trainer.max_steps)
     return outcome
 
 
@@ -63,6 +67,23 @@ def events_dir(out_dir: Path, cfg: dict) -> Path:
     """A run's TensorBoard folder: ``tb/<encoding>`` (``tb/with_pe`` for ``encoding=none`` with an
     encoding elsewhere; the twin's: ``tb/none``), short beside the run folder's name, which holds the label."""
     return out_dir / "tb" / run_label(cfg)
+
+
+def end_of_run_pictures(model, cfg: dict, task: Task, test_set, out_dir: Path, step: int) -> None:
+    """In the run's TensorBoard events: its attention on one test example of the longest training
+    length (``attention/...``)
+    and, unless it has no encoding, a few pictures of the trained encoding (``encoding/...``,
+    ``posbench.plotting``). The run's numbers are computed by then, so a failure to draw is logged
+    with its traceback (a bug to report) and does not fail the run."""
+    try:
+        from posbench.plotting import add_attention_to_tensorboard, add_to_tensorboard
+
+        with SummaryWriter(str(events_dir(out_dir, cfg))) as writer:
+            add_attention_to_tensorboard(writer, model, cfg, test_set[-1], step)
+            if not is_pe_free(cfg):
+                add_to_tensorboard(writer, model, cfg, task, step)
+    except Exception:
+        log.warning("posbench: could not draw the encoding's pictures for TensorBoard (a bug: please report it)", exc_info=True)
 
 
 def no_pe_twin(job: Job, desc: str, sweep_dir: Path | None = None) -> dict:

@@ -3,10 +3,12 @@
 Every results.json has a ``status`` and a ``label`` (what sets the run apart from the defaults,
 ``posbench.labels``):
 
-* ``ok``: trained and evaluated; ``metrics``, ``lengths`` (an image task: ``sizes``), ``pe_off``
-  (and ``nope``) hold numbers; the other of ``lengths``/``sizes`` is null (``posbench.scales``);
+* ``ok``: trained and evaluated; ``metrics``, ``lengths`` (an image task: ``sizes``), ``pe_off``,
+  ``pe_off_lengths`` (``pe_off_sizes``: the same model with its encoding switched off, per
+  evaluation length; null for a model without one) and ``nope`` hold numbers; the other of
+  ``lengths``/``sizes`` is null (``posbench.scales``);
 * ``diverged``: the training loss became NaN or infinite at step ``diverged_at``; the run stopped
-  there and holds no accuracy (``metrics``, ``lengths``, ``pe_off`` are null), so that nothing
+  there and holds no accuracy (``metrics``, ``lengths``, ``pe_off``... are null), so that nothing
   can mistake the accuracy of NaN weights for a measurement;
 * ``failed``: the run raised an error after its configuration was accepted (``error`` says
   which); written so that a sweep shows the job and carries on with the others.
@@ -15,6 +17,9 @@ Every results.json has a ``status`` and a ``label`` (what sets the run apart fro
 commit when run from a checkout), torch and Python versions, the device and its name, the thread
 count, wall time, parameter counts, the fingerprint of the configuration and the no-PE twin's
 cache folder.
+
+``analysis`` (absent until then) is added by ``posbench analyze`` (``posbench.analysis``): position
+probes and attention distances of the trained model and its twin, with the settings used.
 """
 
 from __future__ import annotations
@@ -37,11 +42,15 @@ from posbench.training.evaluate import constant_output_ceiling
 
 def outcome_of_divergence(step: int) -> dict:
     """The outcome of a model whose training diverged at ``step``: no numbers."""
-    return {"status": "diverged", "diverged_at": step, "metrics": None, "lengths": None, "sizes": None, "pe_off": None}
+    return {
+        "status": "diverged", "diverged_at": step, "metrics": None, "lengths": None, "sizes": None, "pe_off": None,
+        "pe_off_lengths": None, "pe_off_sizes": None,
+    }
 
 
 def assemble(job, outcome: dict, nope: dict | None, provenance: dict) -> dict:
     """The content of results.json for a finished (``ok`` or ``diverged``) run."""
+    pe_off_by_scale = scales.pe_off_key(job.task.axis)
     return _record(
         job, outcome["status"], provenance,
         chance=job.task.chance,
@@ -49,14 +58,17 @@ def assemble(job, outcome: dict, nope: dict | None, provenance: dict) -> dict:
         constant_ceiling=None if job.task.inputs != "sequences" else constant_output_ceiling(job.task.test_set("cpu")),
         diverged_at=outcome.get("diverged_at"),
         metrics=outcome["metrics"], lengths=outcome.get("lengths"), sizes=outcome.get("sizes"),
-        pe_off=outcome["pe_off"], nope=nope,
+        pe_off=outcome["pe_off"], **{pe_off_by_scale: outcome.get(pe_off_by_scale)}, nope=nope,
     )
 
 
 def failed(job, error: BaseException, provenance: dict) -> dict:
     """The content of results.json for a run that raised ``error`` after validation."""
     message = f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
-    return _record(job, "failed", provenance, error=message, metrics=None, lengths=None, sizes=None, pe_off=None, nope=None)
+    return _record(
+        job, "failed", provenance, error=message, metrics=None, lengths=None, sizes=None, pe_off=None,
+        **{scales.pe_off_key(job.task.axis): None}, nope=None,
+    )
 
 
 def _record(job, status: str, provenance: dict, **fields) -> dict:

@@ -29,6 +29,12 @@ def key(axis: str) -> str:
     return AXES[axis][0]
 
 
+def pe_off_key(axis: str) -> str:
+    """results.json's key of the per-scale scores of the same model with its encoding switched
+    off: ``pe_off_lengths`` or ``pe_off_sizes`` (the in-distribution ones are ``pe_off``)."""
+    return f"pe_off_{key(axis)}"
+
+
 def train_key(axis: str) -> str:
     return AXES[axis][1]
 

@@ -28,7 +28,7 @@ def test_list_shows_every_encoding_model_and_task(tmp_path):
 
 def test_unknown_command_and_bare_usage(tmp_path):
     out = posbench(tmp_path, "fly")
-    assert out.returncode == 2 and "unknown command 'fly'; valid commands: train, report, list" in out.stderr
+    assert out.returncode == 2 and "unknown command 'fly'; valid commands: train, report, analyze, plot, list" in out.stderr
     assert posbench(tmp_path).returncode == 2
     assert "usage: posbench" in posbench(tmp_path, "--help").stdout
 

@@ -10,9 +10,20 @@ relative.
 ``SelfAttention`` reads queries, keys and values from one sequence; ``CrossAttention`` (the
 encoder-decoder family) reads queries from the decoder and keys/values from the encoder output.
 Both call ``attend``, so an encoding behaves identically in either.
+
+**Attention weights for analysis.** The fused path returns no weights. ``recording_attention(model)``
+makes every attention module of a model keep the weights ``[B, heads, Lq, Lk]`` of each forward:
+on the explicit path the weights it computes anyway, on the fused path the same softmax computed
+once more from the very queries, keys and logit terms handed to SDPA (rotated q, k; bias, causal
+mask), beside it. The output is still SDPA's, so recording changes no number; the recorded weights
+reproduce it (``weights @ v``, plus an encoding's ``value`` term). They are the weights before
+dropout on the fused path: record in eval mode (``posbench.analysis`` does).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +48,11 @@ def attend(
     causal: bool,
     layer: int,
     dropout: float,
+    record: list[Tensor] | None = None,
 ) -> Tensor:
-    """Attention output ``[B, heads, Lq, head_dim]`` with every attention-level hook applied."""
+    """Attention output ``[B, heads, Lq, head_dim]`` with every attention-level hook applied.
+    ``record``: a list the attention weights ``[B, heads, Lq, Lk]`` are appended to (detached),
+    computed explicitly beside the fused path (see the module docstring); None: nothing is kept."""
     q_len, k_len = q.shape[-2], k.shape[-2]
     explicit = encoding.explicit_attention
     extra = encoding.score(q, k, q_pos, k_pos, layer) if explicit else None  # from the unrotated q, k
@@ -50,12 +64,17 @@ def attend(
             mask = mask + causal_mask(q_len, k_len, q.device, q.dtype)
 
     if not explicit:
+        if record is not None:  # the softmax SDPA computes fused, from the same inputs; its output stays SDPA's
+            terms = causal_mask(q_len, k_len, q.device, q.dtype) if mask is None and causal else mask
+            record.append(attention_weights(q, k, terms, 0.0).detach())
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal and mask is None)
     if mask is None and causal:
         mask = causal_mask(q_len, k_len, q.device, q.dtype)
     if extra is not None:
         mask = extra if mask is None else mask + extra
     weights = attention_weights(q, k, mask, dropout)
+    if record is not None:
+        record.append(weights.detach())
     y = weights @ v
     extra_values = encoding.value(weights, q_pos, k_pos, layer)
     return y if extra_values is None else y + extra_values
@@ -85,6 +104,8 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.dropout = dropout
+        #: A list while ``recording_attention`` is active: each forward appends its weights.
+        self.record: list[Tensor] | None = None
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.out = nn.Linear(d_model, d_model, bias=False)
 
@@ -92,7 +113,7 @@ class SelfAttention(nn.Module):
         batch, length, _ = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         dropout = self.dropout if self.training else 0.0
-        return self.out(merge_heads(attend(q, k, v, encoding, pos, pos, causal, layer, dropout)))
+        return self.out(merge_heads(attend(q, k, v, encoding, pos, pos, causal, layer, dropout, self.record)))
 
 
 class CrossAttention(nn.Module):
@@ -104,6 +125,8 @@ class CrossAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.dropout = dropout
+        #: A list while ``recording_attention`` is active: each forward appends its weights.
+        self.record: list[Tensor] | None = None
         self.q = nn.Linear(d_model, d_model, bias=False)
         self.kv = nn.Linear(d_model, 2 * d_model, bias=False)
         self.out = nn.Linear(d_model, d_model, bias=False)
@@ -114,4 +137,20 @@ class CrossAttention(nn.Module):
         q = split_heads(self.q(x), self.heads)
         k, v = (split_heads(part, self.heads) for part in self.kv(memory).chunk(2, dim=-1))
         dropout = self.dropout if self.training else 0.0
-        return self.out(merge_heads(attend(q, k, v, encoding, q_pos, k_pos, False, layer, dropout)))
+        return self.out(merge_heads(attend(q, k, v, encoding, q_pos, k_pos, False, layer, dropout, self.record)))
+
+
+@contextmanager
+def recording_attention(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
+    """Within the block, every ``SelfAttention`` and ``CrossAttention`` of ``model`` keeps the
+    attention weights ``[B, heads, Lq, Lk]`` of each of its forwards (detached, in call order).
+    Yields ``{module name: [weights, ...]}`` (``net.blocks.0.attn``, ``net.blocks.0.cross``...),
+    filled as the model runs; the model's outputs are unchanged (see the module docstring)."""
+    modules = {name: module for name, module in model.named_modules() if isinstance(module, (SelfAttention, CrossAttention))}
+    for module in modules.values():
+        module.record = []
+    try:
+        yield {name: module.record for name, module in modules.items()}
+    finally:
+        for module in modules.values():
+            module.record = None

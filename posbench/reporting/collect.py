@@ -20,7 +20,7 @@ _NUMBER, _TABLE = (int, float, type(None)), (dict, type(None))
 SHAPES = {
     "status": str, "task": str, "model": str, "seed": (int, str), "label": (str, type(None)), "encoding": (str, type(None)),
     "chance": _NUMBER, "constant_ceiling": _NUMBER, "metrics": _TABLE, "pe_off": _TABLE,
-    "nope": _TABLE, "provenance": _TABLE, "config": _TABLE,
+    "nope": _TABLE, "provenance": _TABLE, "config": _TABLE, "analysis": _TABLE,
 }
 
 
@@ -143,6 +143,7 @@ def _check_run(data) -> str | None:
     twin = data["nope"] if isinstance(data.get("nope"), dict) else {}
     wrong = [key for key, kinds in SHAPES.items() if not isinstance(data.get(key), kinds)]
     tables = [(f"{where}{key}", entry.get(key)) for where, entry in (("", data), ("nope.", twin)) for key in ("lengths", "sizes")]
+    tables += [(key, data.get(key)) for key in ("pe_off_lengths", "pe_off_sizes")]
     wrong += [key for key, table in tables if not _by_length(table)]
     if not isinstance(twin.get("metrics"), _TABLE):
         wrong.append("nope.metrics")

@@ -112,6 +112,35 @@ def evaluate(
     return {"metrics": metrics, scales.key(task.axis): by_scale}
 
 
+#: Examples of each evaluation length (size) scored with the encoding switched off: the whole set
+#: at the default ``task.eval_size`` (256), the first 256 of a larger one, so that PE off per length
+#: costs at most one more pass over 256 examples a length.
+PE_OFF_EXAMPLES = 256
+
+
+def first_examples(batches: list[Batch], count: int) -> list[Batch]:
+    """The first ``count`` examples of ``batches``, in the same batches (the last one cut)."""
+    kept, left = [], count
+    for src, tgt in batches:
+        if left <= 0:
+            break
+        kept.append((src[:left], tgt[:left]))
+        left -= src.shape[0]
+    return kept
+
+
+def evaluate_pe_off(
+    model: SequenceModel, task: Task, test_set: list[Batch], length_sets: dict[int, list[Batch]], desc: str | None = None
+) -> dict:
+    """The model with every encoding switched off (``SequenceModel.encoding_off``), scored as
+    ``evaluate`` scores it: ``pe_off`` on the whole in-distribution test set and ``pe_off_lengths``
+    (``pe_off_sizes``) on the first ``PE_OFF_EXAMPLES`` examples of each evaluation length (size)."""
+    short = {n: first_examples(batches, PE_OFF_EXAMPLES) for n, batches in length_sets.items()}
+    with model.encoding_off():
+        scored = evaluate(model, task, test_set, short, desc=None if desc is None else f"{desc}: encoding off")
+    return {"pe_off": scored["metrics"], scales.pe_off_key(task.axis): scored[scales.key(task.axis)]}
+
+
 def constant_output_ceiling(batches: list[Batch]) -> float | None:
     """Token accuracy of the best answer that repeats one symbol in every target slot.
 

@@ -18,7 +18,7 @@ import json
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 from omegaconf import MISSING
@@ -56,6 +56,9 @@ class RunOptions:
     twin_cache: NonEmptyStr = MISSING
     #: Options of a multirun (``-m``), checked by ``SweepOptions``.
     sweep: Any = field(default_factory=lambda: {"skip_invalid": False})
+    #: Set by an experiment (``configs/experiment/``): what its report sets beside the published
+    #: result, checked by ``Reproduction``; None otherwise.
+    reproduction: Any = None
 
 
 @dataclass
@@ -65,6 +68,36 @@ class SweepOptions:
     #: false: an invalid job refuses the whole sweep before any job runs; true: invalid jobs are
     #: skipped, the others run, and the skipped ones are listed at the end.
     skip_invalid: bool = False
+
+
+@dataclass
+class Reproduction:
+    """``reproduction.*``, written by an experiment's config (``configs/experiment/NAME.yaml`` and
+    its budgets): the paper, its finding and how ``posbench report`` sets the sweep's result beside
+    it (``posbench.reporting.reproduction``)."""
+
+    #: The experiment (``experiment=NAME``).
+    name: NonEmptyStr = MISSING
+    #: Its scale: ``smoke`` (minutes on a laptop), ``cpu`` (about an hour on 2 cores), ``paper``.
+    budget: Literal["smoke", "cpu", "paper"] = MISSING
+    #: The paper, as cited.
+    paper: NonEmptyStr = MISSING
+    #: The published finding, in one sentence.
+    finding: NonEmptyStr = MISSING
+    #: How the report compares: ``mrr`` (labels ranked within each task and length beyond
+    #: training, mean reciprocal rank), ``randomized_gain`` (each randomized(base) against its
+    #: base beyond training), ``by_seed`` (each seed at each evaluation length), ``published``
+    #: (the metric per label beside the published value).
+    summary: Literal["mrr", "randomized_gain", "by_seed", "published"] = MISSING
+    #: The compared metric (``acc``, ``seq_acc``, a task's own such as ``spatial_acc``).
+    metric: NonEmptyStr = "acc"
+    #: Score the evaluation lengths (or sizes) beyond the training range, averaged; false: the
+    #: in-distribution test set.
+    beyond: bool = True
+    #: The published numbers per encoding label, in the metric's units (``none: 0.69``).
+    published: dict[str, float] = field(default_factory=dict)
+    #: What the published numbers are (``MRR, 107M-parameter decoder, 3 seeds``).
+    published_as: str = ""
 
 
 class DeviceName(Check):
@@ -107,6 +140,9 @@ def normalise(cfg: dict) -> dict:
     root = check_section("", RunOptions, {key: cfg[key] for key in cfg if key not in GROUPS}, skip=())
     if not isinstance(root["sweep"], dict):
         raise ConfigError(f"sweep={root['sweep']!r} must be a mapping, e.g. {{skip_invalid: true}}")
+    reproduction = root["reproduction"]
+    if reproduction is not None and not isinstance(reproduction, dict):
+        raise ConfigError(f"reproduction={show(reproduction)} must be a mapping (an experiment's, configs/experiment/)")
     return {
         "encoding": ENCODINGS.check(cfg["encoding"]),
         "model": encodings_named(MODELS.check(cfg["model"])),
@@ -116,6 +152,7 @@ def normalise(cfg: dict) -> dict:
         "compare_nope": root["compare_nope"],
         "twin_cache": root["twin_cache"],
         "sweep": check_section("sweep", SweepOptions, root["sweep"], skip=()),
+        "reproduction": None if reproduction is None else check_section("reproduction", Reproduction, reproduction, skip=()),
     }
 
 

@@ -98,7 +98,19 @@ def catalogue() -> str:
         f"  {name:<{width}}  {cls.inputs:<{inputs}}  {task_kind(cls):<7}  {cls.description}"
         for name, cls in TASKS.items()
     ]
+    lines += ["", "experiments (posbench train -m experiment=NAME [budget=smoke|cpu|paper]):"]
+    lines += [f"  {name:<{width}}  {paper}" for name, paper in experiments().items()]
     return "\n".join(lines)
+
+
+def experiments() -> dict[str, str]:
+    """Every experiment of ``configs/experiment/`` with the paper it reproduces."""
+    import yaml
+
+    folder = Path(__file__).parent / "configs" / "experiment"
+    return {
+        path.stem: yaml.safe_load(path.read_text())["reproduction"]["paper"] for path in sorted(folder.glob("*.yaml"))
+    }
 
 
 def axes(cls) -> str:

@@ -191,8 +191,8 @@ def _unwrap(annotation: Any) -> tuple[Any, tuple[Check, ...]]:
         return list[args[0]], checks
     if annotation in (int, float, bool, str):
         return annotation, checks
-    if origin is dict and args == (str, str):
-        return dict[str, str], checks
+    if origin is dict and args in ((str, str), (str, float)):
+        return dict[str, args[1]], checks
     return Any, checks
 
 

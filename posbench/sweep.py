@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override
@@ -38,6 +37,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf, open_dict, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from hydra_plugins.posbench_sweeper.sweeper import combinations
 from posbench import config
 from posbench.errors import ConfigError, first_line
 from posbench.labels import label
@@ -125,6 +125,11 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
             cfg = compose_job(job.overrides)
             if _is_search(cfg):
                 raise ConfigError("hparams_search runs a search of several jobs: add -m")
+            _check_budget(parsed, cfg)
+            configured, arms = configured_sweep(cfg)
+            if arms or any(o.is_sweep_override() for o in parse(configured)):
+                experiment = cfg.hydra.runtime.choices.get("experiment")
+                raise ConfigError(f"experiment={experiment} is a sweep of several jobs: add -m")
             _check_job(job, cfg, _resolve_path(cfg, "hydra.run.dir").absolute())
             if job.error is not None:
                 raise ConfigError(job.error)
@@ -135,12 +140,16 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
         if _is_search(base):
             return _plan_search(parsed, fixed, base)
         _refuse_sweeper_settings(parsed)
-        job_overrides = BasicSweeper.split_arguments(parsed, None)[0]
+        _check_budget(parsed, base)
+        configured, arms = configured_sweep(base)
+        everything = parse([*configured, *overrides])  # as the sweeper reads them: the command line wins
+        arm_keys = _arm_keys(arms, parsed, base)
+        job_overrides = combinations(everything, arms)
         if not job_overrides:
-            empty = next(o for o in parsed if o.is_sweep_override() and not list(o.sweep_string_iterator()))
+            empty = next(o for o in everything if o.is_sweep_override() and not list(o.sweep_string_iterator()))
             choices = ", ".join(GlobalHydra.instance().config_loader().get_group_options(empty.key_or_group))
             raise ConfigError(f"{empty.input_line} selects no {empty.key_or_group}; valid choices: {choices}")
-        swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
+        swept = {o.get_key_element() for o in everything if o.is_sweep_override()} | arm_keys
         jobs = [
             PlannedJob(number, list(values), [v for v in values if v.split("=", 1)[0] in swept])
             for number, values in enumerate(job_overrides)
@@ -178,14 +187,42 @@ def _refuse_sweeper_settings(parsed: list[Override]) -> None:
             )
 
 
+def configured_sweep(cfg) -> tuple[list[str], list[list[str]]]:
+    """What the composed configuration itself sweeps (an experiment, ``configs/experiment/``):
+    ``hydra.sweeper.params`` as overrides, and ``hydra.sweeper.arms``."""
+    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
+    arms = OmegaConf.select(cfg, "hydra.sweeper.arms", default=None) or []
+    return [f"{key}={value}" for key, value in params.items()], [[str(item) for item in arm] for arm in arms]
+
+
+def _arm_keys(arms: list[list[str]], parsed: list[Override], cfg) -> set[str]:
+    """The keys an experiment's arms set; the command line may not set them too (an arm is one
+    variant: ``encoding=randomized encoding.base=rope``), so that a job is what its arm says."""
+    keys = {o.get_key_element() for arm in arms for o in parse(arm)}
+    clash = next((o for o in parsed if o.get_key_element() in keys), None)
+    if clash is not None:
+        experiment = cfg.hydra.runtime.choices.get("experiment")
+        raise ConfigError(
+            f"{clash.input_line}: experiment={experiment} sets {clash.get_key_element()} in each of its arms "
+            f"(hydra.sweeper.arms in configs/experiment/{experiment}.yaml); run those variants without experiment="
+        )
+    return keys
+
+
+def _check_budget(parsed: list[Override], cfg) -> None:
+    """``budget=...`` scales an experiment: without ``experiment=NAME`` it would change nothing."""
+    given = next((o for o in parsed if o.key_or_group == "budget"), None)
+    if given is not None and cfg.hydra.runtime.choices.get("experiment") is None:
+        names = ", ".join(GlobalHydra.instance().config_loader().get_group_options("experiment"))
+        raise ConfigError(f"{given.input_line} scales an experiment: add experiment=NAME ({names})")
+
+
 def _plan_search(parsed: list[Override], fixed: list[str], base) -> Plan:
     """The plan of a search (``hparams_search=...``: a sweeper that chooses the values as it goes,
     e.g. Optuna): its jobs are not known in advance, so the configurations it can reach are checked
     where it can: the fixed settings, and each searched key at the ends of its interval and at each
     value of its choices and ranges (one key at a time)."""
-    space = [o.input_line for o in parsed if o.is_sweep_override()]
-    params = OmegaConf.select(base, "hydra.sweeper.params", default=None) or {}
-    space += [f"{key}={value}" for key, value in OmegaConf.to_container(params).items()]
+    space = [o.input_line for o in parsed if o.is_sweep_override()] + configured_sweep(base)[0]
     jobs = [PlannedJob(0, fixed)]
     for override in parse(space):
         sweep = override.value()

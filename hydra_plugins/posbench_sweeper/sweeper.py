@@ -5,7 +5,12 @@ Hydra's order, jobs numbered as the basic sweeper numbers them) with two changes
   Hydra starts (``posbench.sweep.plan``) and, with ``sweep.skip_invalid=true``, lists the invalid
   ones here (``jobs``, the number of jobs it planned, makes sure the numbers refer to the same jobs);
 * a job that fails does not stop the sweep (the basic sweeper raises the first failure): each job
-  records its outcome in its results.json, which ``posbench train -m`` summarises at the end.
+  records its outcome in its results.json, which ``posbench train -m`` summarises at the end;
+* ``arms``: a list of override lists, each one arm of the sweep, for variants that are not a cross
+  product (``experiment=ruoss2023``: each base encoding, and ``randomized`` over each base). Every arm
+  is crossed with the swept values (``params`` and the command line): jobs = arms × combinations,
+  arms outermost. ``combinations`` is the one expansion that the sweeper and ``posbench train -m``'s
+  plan both use, so that job numbers agree.
 """
 
 from __future__ import annotations
@@ -18,20 +23,28 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 
+def combinations(parsed: list, arms: list[list[str]]) -> list[list[str]]:
+    """The jobs of a sweep, each a list of overrides: every combination of the swept values in
+    ``parsed`` (Hydra's basic sweeper's order), each arm's overrides first, arms outermost."""
+    jobs = BasicSweeper.split_arguments(parsed, None)[0]
+    return [[*arm, *job] for arm in arms or [[]] for job in jobs]
+
+
 class PosbenchSweeper(BasicSweeper):
     """Hydra's basic sweeper that skips the jobs in ``skip`` and never stops at a failed job."""
 
     def __init__(
         self, max_batch_size: Optional[int], params: Optional[dict] = None, skip: Optional[list] = None,
-        jobs: Optional[int] = None,
+        jobs: Optional[int] = None, arms: Optional[list] = None,
     ):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.skip = set(skip or [])
         self.planned = jobs
+        self.arms = [list(arm) for arm in arms or []]
 
     def sweep(self, arguments: list[str]) -> Any:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        jobs = self.split_arguments(parser.parse_overrides([*self._parse_config(), *arguments]), None)[0]
+        jobs = combinations(parser.parse_overrides([*self._parse_config(), *arguments]), self.arms)
         if self.planned is not None and len(jobs) != self.planned:  # job numbers would not match the plan
             raise RuntimeError(f"the sweep expands to {len(jobs)} jobs but posbench planned {self.planned}")
         sweep_dir = Path(self.config.hydra.sweep.dir)

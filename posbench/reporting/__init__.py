@@ -6,7 +6,8 @@ table per metric, Δ against the no-PE twins, a ranking by mean reciprocal rank,
 * ``metric``: the compared quantity (``--metric``);
 * ``table``: aggregation, ranking, Markdown tables and CSV;
 * ``plots``: the figures;
-* ``problems``: the list of runs not ok and jobs not complete.
+* ``problems``: the list of runs not ok and jobs not complete;
+* ``reproduction``: an experiment's result beside the paper's (``posbench train -m experiment=NAME``).
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from posbench.reporting.collect import Collection, collect
 from posbench.reporting.metric import parse as parse_metric
 from posbench.reporting.plots import draw
 from posbench.reporting.problems import section
+from posbench.reporting.reproduction import experiment_metric
+from posbench.reporting.reproduction import section as reproduction_section
 from posbench.reporting.table import Grid, csv_text, tables
 from posbench.training.files import write_text
 
 
-def write_report(folder: Path, metric: str = "acc", out: Path | None = None, plots: bool = True) -> str:
+def write_report(folder: Path, metric: str | None = None, out: Path | None = None, plots: bool = True) -> str:
     """Write ``report.md``, ``report.csv`` (and the PNGs) for the runs under ``folder`` into ``out``
     (default: ``folder``); returns the Markdown. A missing folder, one without results or an
-    unknown metric is a ``ConfigError``."""
+    unknown metric is a ``ConfigError``. Without ``metric``: the one an experiment compares
+    (``reproduction.metric``: a Kazemnejad et al. sweep reports exact match), else ``acc``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
@@ -34,7 +38,8 @@ def write_report(folder: Path, metric: str = "acc", out: Path | None = None, plo
     if not found.runs:
         unreadable = f" ({len(found.unreadable)} unreadable)" if found.unreadable else ""
         raise ConfigError(f"no results.json under {folder}{unreadable}")
-    grid = Grid(found.runs, parse_metric(metric, [run.data for run in found.runs if run.status == "ok"]))
+    ok = [run.data for run in found.runs if run.status == "ok"]
+    grid = Grid(found.runs, parse_metric(metric or experiment_metric(found.runs) or "acc", ok))
     out = folder if out is None else Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -55,6 +60,7 @@ def _markdown(found: Collection, grid: Grid, figures: list[str]) -> str:
         "# posbench report",
         f"{counts} in `{found.folder}`; metric: {grid.metric.name}."
         + (f" Every run has {' '.join(grid.common)} (left out of the labels below)." if grid.common else ""),
+        *filter(None, [reproduction_section(grid)]),
         tables(grid),
         *(["## Plots", "\n".join(f"![{name}]({name})" for name in figures)] if figures else []),
         section(found, grid),
@@ -70,7 +76,7 @@ def main(argv: list[str]) -> int:
         description="Aggregate every results.json under DIR into report.md, report.csv and PNG plots.",
     )
     parser.add_argument("folder", type=Path, metavar="DIR", help="a run or sweep folder, or any folder above them")
-    parser.add_argument("--metric", default="acc", help="acc (default), seq_acc, pe_off[.seq_acc], len<L>[.seq_acc], size<S>[.seq_acc], bleu, ppl, or a task's own (spatial_acc)")
+    parser.add_argument("--metric", help="acc (default; an experiment's sweep: the metric it compares), seq_acc, pe_off[.seq_acc], len<L>[.seq_acc], size<S>[.seq_acc], pe_off.len<L>[.seq_acc], bleu, ppl, or a task's own (spatial_acc)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where to write the report (default: DIR)")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="write no PNG files")
 

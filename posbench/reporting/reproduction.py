@@ -1,0 +1,242 @@
+"""The reproduction section of a report: a sweep run from an experiment (``posbench train -m
+experiment=NAME``, ``configs/experiment/``) sets its result beside the paper's, in the form the
+paper reports it. The experiment writes ``reproduction`` into each run's configuration
+(``posbench.config.Reproduction``): the paper, its finding, the metric and how to summarise:
+
+* ``mrr``: within each task and each evaluation length beyond training, the labels are ranked by
+  their mean over seeds (ties share the better rank); a label's MRR is its mean reciprocal rank
+  over these (task, length) scenarios (Kazemnejad et al. 2023, §4). ``published``: label -> MRR.
+* ``randomized_gain``: each ``randomized(base=X)`` against ``X`` alone, task by task, averaged
+  beyond training (Ruoss et al. 2023, Table 1). ``published``: ``mean_gain`` in points.
+* ``by_seed``: every seed at every evaluation length (Zhou et al. 2024 report the spread over
+  seeds). ``published``: ``best`` (the best seed at the longest length).
+* ``published``: the metric per label beside the published value (``published``: label -> value).
+
+Scores "beyond training" are the mean of the metric over the evaluation lengths (image sizes)
+above the training range; with ``beyond: false`` the in-distribution test set's metric.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+
+from posbench import scales
+from posbench.reporting.collect import Run
+from posbench.reporting.metric import Metric
+from posbench.reporting.table import Grid, Row, Stats, markdown
+
+
+def section(grid: Grid) -> str | None:
+    """The ``## Reproduction`` Markdown, or None when the runs come from no experiment (or from
+    several: then each sweep's folder has its own report)."""
+    specs = {json.dumps(_spec(run), sort_keys=True) for row in grid.rows for run in grid.runs(row)}
+    if len(specs) != 1 or (spec := json.loads(specs.pop())) is None:
+        return None
+    metric = Metric(spec["metric"])
+    where = "averaged over the evaluation lengths beyond training, mean over seeds" if spec["beyond"] else "on the in-distribution test set, mean over seeds"
+    if spec["summary"] == "by_seed":
+        where = "of every seed at every evaluation length"
+    parts = [
+        f"## Reproduction: {spec['name']} (budget {spec['budget']})",
+        f"**Paper:** {spec['paper']}.  \n**Published:** {spec['finding']}"
+        + (f" ({spec['published_as']})." if spec["published_as"] else "."),
+        f"**Here:** {metric.name} {where}.",
+        *SUMMARIES[spec["summary"]](grid, spec, lambda run: score(run, spec)),
+    ]
+    return "\n\n".join(parts)
+
+
+def experiment_metric(runs: list[Run]) -> str | None:
+    """The metric the experiment of ``runs`` compares, when they all come from one."""
+    metrics = {(_spec(run) or {}).get("metric") for run in runs}
+    return metrics.pop() if len(metrics) == 1 else None
+
+
+def _spec(run: Run) -> dict | None:
+    config = run.data.get("config")
+    return config.get("reproduction") if isinstance(config, dict) else None
+
+
+def score(run: Run, spec: dict) -> float | None:
+    """A run's number for the comparison: ``spec["metric"]`` beyond training (mean over lengths),
+    or in distribution."""
+    if not spec["beyond"]:
+        return Metric(spec["metric"]).of(run.data)
+    top = (run.train_lengths or [None, None])[1]
+    table = scales.scores(run.data) or {}
+    values = [
+        float(entry[spec["metric"]]) for length, entry in table.items()
+        if top is not None and int(length) > top and isinstance(entry.get(spec["metric"]), (int, float))
+    ]
+    return statistics.fmean(values) if values else None
+
+
+def shown(grid: Grid, label: str) -> str:
+    """A label as the report shows it (without the options every run shares)."""
+    return grid.shown[label] or "none"
+
+
+def _cells(grid: Grid, scorer: Callable[[Run], float | None]) -> tuple[list[str], list[list[str]], dict]:
+    """The table of scores, task down and label across (``{(row, label): Stats}`` too)."""
+    stats = {
+        (row, label): Stats([v for v in map(scorer, grid.runs(row, label)) if v is not None])
+        for row in grid.rows for label in grid.labels
+    }
+    metric = Metric("acc")
+    body = [[grid.name(row), *(stats[row, label].cell(metric) for label in grid.labels)] for row in grid.rows]
+    return ["task", *(shown(grid, label) for label in grid.labels)], body, stats
+
+
+def mrr(grid: Grid, spec: dict, scorer) -> list[str]:
+    """Kazemnejad et al. 2023's ranking: MRR over (task, length beyond training) scenarios."""
+    reciprocal: dict[str, list[float]] = {label: [] for label in grid.labels}
+    for row in grid.rows:
+        for length in _lengths_beyond(grid, row):
+            at = Metric(spec["metric"], _axis(grid, row), length)
+            means = {}
+            for label in grid.labels:
+                values = [v for v in (at.of(run.data) for run in grid.runs(row, label)) if v is not None]
+                if values:
+                    means[label] = statistics.fmean(values)
+            for label, mine in means.items():
+                better = sum(other > mine + 1e-12 for other in means.values())
+                reciprocal[label].append(1 / (1 + better))
+    ranked = sorted(
+        ((label, statistics.fmean(values), len(values)) for label, values in reciprocal.items() if values),
+        key=lambda item: -item[1],
+    )
+    published = spec["published"]
+    rows = [
+        [str(place), shown(grid, label), f"{value:.2f}", str(count),
+         _published(published, shown(grid, label))]
+        for place, (label, value, count) in enumerate(ranked, 1)
+    ]
+    here = [shown(grid, label) for label, _, _ in ranked]
+    paper = sorted(published, key=lambda key: -published[key])
+    header, body, _ = _cells(grid, scorer)
+    return [
+        markdown(["rank", "label", "MRR here", "scenarios", "MRR published"], rows),
+        f"Order here: {' > '.join(here)}.  \nOrder published: {' > '.join(paper)}.  \n"
+        f"Kendall's τ between the two orders (labels in both): {_tau(here, paper)}.",
+        f"### {spec['metric']} beyond training, per task",
+        markdown(header, body),
+    ]
+
+
+def randomized_gain(grid: Grid, spec: dict, scorer) -> list[str]:
+    """Ruoss et al. 2023's comparison: every ``randomized(base=X)`` against ``X``, in points."""
+    header, body, stats = _cells(grid, scorer)
+    by_encoding = {shown(grid, label).split(" ")[0]: label for label in grid.labels}
+    lines, gains = [], []
+    for label in grid.labels:
+        base = _base_of(shown(grid, label).split(" ")[0])
+        if base is None or base not in by_encoding:
+            continue
+        pairs = [
+            (stats[row, by_encoding[base]].mean, stats[row, label].mean) for row in grid.rows
+            if stats[row, by_encoding[base]].mean is not None and stats[row, label].mean is not None
+        ]
+        if not pairs:
+            continue
+        alone, randomized = (statistics.fmean(side) for side in zip(*pairs))
+        gain = 100 * statistics.fmean(r - a for a, r in pairs)
+        gains.append(gain)
+        best = max(100 * (r - a) for a, r in pairs)
+        lines.append([base, f"{alone:.3f}", f"{randomized:.3f}", f"{gain:+.1f}", f"{best:+.1f}", str(len(pairs))])
+    published = spec["published"].get("mean_gain")
+    summary = (
+        f"Mean gain here: {statistics.fmean(gains):+.1f} points over {len(gains)} encodings"
+        if gains else "No randomized(base=X) run has its base X beside it: no gain to compute"
+    )
+    summary += f"; published: {published:+.1f} points." if published is not None else "."
+    return [
+        markdown(["base", f"{spec['metric']} alone", "randomized", "gain (points)", "best task (points)", "tasks"], lines)
+        if lines else "",
+        summary,
+        f"### {spec['metric']} beyond training, per task",
+        markdown(header, body),
+    ]
+
+
+def by_seed(grid: Grid, spec: dict, scorer) -> list[str]:
+    """Every seed at every evaluation length (Zhou et al. 2024: the spread over seeds is the point)."""
+    parts = []
+    for row in grid.rows:
+        lengths = sorted({int(n) for run in grid.runs(row) for n in (scales.scores(run.data) or {})})
+        body, best = [], None
+        for label in grid.labels:
+            for run in sorted(grid.runs(row, label), key=lambda run: str(run.seed)):
+                table = scales.scores(run.data) or {}
+                values = [(table.get(str(n)) or {}).get(spec["metric"]) for n in lengths]
+                body.append([shown(grid, label), str(run.seed), *("—" if v is None else f"{v:.3f}" for v in values)])
+                if values and values[-1] is not None:
+                    best = max(best or 0.0, values[-1])
+        axis = scales.prefix(_axis(grid, row))
+        parts += [f"### {grid.name(row)}: {spec['metric']} per seed", markdown(["label", "seed", *(f"{axis}{n}" for n in lengths)], body)]
+        if best is not None:
+            published = spec["published"].get("best")
+            parts.append(
+                f"Best seed at {axis}{lengths[-1]}: {best:.3f}"
+                + (f"; published: {published:.3f}." if published is not None else ".")
+            )
+    return parts
+
+
+def published(grid: Grid, spec: dict, scorer) -> list[str]:
+    """The metric per label and task beside the published value."""
+    header, body, stats = _cells(grid, scorer)
+    values = spec["published"]
+    rows = [
+        [shown(grid, label),
+         *(stats[row, label].cell(Metric("acc")) for row in grid.rows), _published(values, shown(grid, label))]
+        for label in grid.labels
+    ]
+    return [markdown(["label", *(grid.name(row) for row in grid.rows), "published"], rows)]
+
+
+SUMMARIES: dict[str, Callable[[Grid, dict, Callable], list[str]]] = {
+    "mrr": mrr, "randomized_gain": randomized_gain, "by_seed": by_seed, "published": published,
+}
+
+
+def _published(values: dict, label: str) -> str:
+    value = values.get(label)
+    return "—" if value is None else f"{value:g}"
+
+
+def _axis(grid: Grid, row: Row) -> str:
+    return scales.axis_of(next(iter(grid.runs(row)), Run(None, {})).data)
+
+
+def _lengths_beyond(grid: Grid, row: Row) -> list[str]:
+    """The evaluation lengths (sizes) of a row above its training range, in increasing order."""
+    found = set()
+    for run in grid.runs(row):
+        top = (run.train_lengths or [None, None])[1]
+        found |= {n for n in (scales.scores(run.data) or {}) if top is not None and int(n) > top}
+    return sorted(found, key=int)
+
+
+def _base_of(encoding: str) -> str | None:
+    """``X`` of a ``randomized(base=X,...)`` label (X may hold parentheses), else None."""
+    prefix = "randomized(base="
+    if not encoding.startswith(prefix):
+        return None
+    depth, text = 0, encoding[len(prefix):]
+    for end, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0 or (depth == 0 and char == ","):
+            return text[:end]
+    return None
+
+
+def _tau(first: list[str], second: list[str]) -> str:
+    """Kendall's τ between two orders over the labels in both ("—" below two)."""
+    common = [label for label in first if label in second]
+    if len(common) < 2:
+        return "—"
+    pairs = [(a, b) for i, a in enumerate(common) for b in common[i + 1:]]
+    agree = sum(second.index(a) < second.index(b) for a, b in pairs)
+    return f"{(2 * agree - len(pairs)) / len(pairs):+.2f} over {len(common)} labels"

@@ -30,12 +30,13 @@ commands:
   report DIR [--metric M] [--out DIR]           tables (report.md, report.csv) and plots of every run under DIR
   analyze DIR [--lengths L ...] [--no-twin]     position probes and attention distances of a trained run (and its twin)
   plot [encoding=NAME] [OVERRIDES] [run=DIR]    PNG pictures of one encoding, untrained or as learned in a run
-  list                                          every encoding, model and task, one line each
+  list                                          every encoding, model, task and experiment, one line each
 
 examples:
   posbench train                                 # encoding=rope task=copy model=encoder
   posbench train encoding=alibi task=reverse model=decoder
   posbench train -m encoding=none,sinusoidal,learned,rope,alibi,t5 task=reverse seed=0,1
+  posbench train -m experiment=kazemnejad2023 budget=smoke   # a published experiment, scaled down
 """
 #: Hydra flags that replace posbench's configuration (posbench's config tree is fixed).
 REFUSED_FLAGS = ("config_path", "config_name", "config_dir", "experimental_rerun")

@@ -330,5 +330,5 @@ def _describe(kind: Any) -> str:
     if origin is list:
         return f"a list of {_describe(args[0]).split(' ', 1)[1]}s"
     if origin is dict:
-        return "a mapping of names to strings"
+        return f"a mapping of names to {_describe(args[1]).split(' ', 1)[1]}s"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(kind, "of the right type")

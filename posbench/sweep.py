@@ -113,6 +113,7 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
     run, a sweep without ``-m``), per-job errors in ``Plan.jobs``."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name="posbench"):
         parsed = parse(overrides)
+        _check_experiment(parsed)
         if not multirun:
             _refuse_sweeper_settings(parsed)
             swept = [o.input_line for o in parsed if o.is_sweep_override()]
@@ -125,9 +126,8 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
             cfg = compose_job(job.overrides)
             if _is_search(cfg):
                 raise ConfigError("hparams_search runs a search of several jobs: add -m")
-            _check_budget(parsed, cfg)
             configured, arms = configured_sweep(cfg)
-            if arms or any(o.is_sweep_override() for o in parse(configured)):
+            if arms or configured:  # a single run reads no sweeper settings: it would not be the experiment's
                 experiment = cfg.hydra.runtime.choices.get("experiment")
                 raise ConfigError(f"experiment={experiment} is a sweep of several jobs: add -m")
             _check_job(job, cfg, _resolve_path(cfg, "hydra.run.dir").absolute())
@@ -140,7 +140,6 @@ def plan(overrides: list[str], multirun: bool) -> Plan:
         if _is_search(base):
             return _plan_search(parsed, fixed, base)
         _refuse_sweeper_settings(parsed)
-        _check_budget(parsed, base)
         configured, arms = configured_sweep(base)
         everything = parse([*configured, *overrides])  # as the sweeper reads them: the command line wins
         arm_keys = _arm_keys(arms, parsed, base)
@@ -209,12 +208,19 @@ def _arm_keys(arms: list[list[str]], parsed: list[Override], cfg) -> set[str]:
     return keys
 
 
-def _check_budget(parsed: list[Override], cfg) -> None:
-    """``budget=...`` scales an experiment: without ``experiment=NAME`` it would change nothing."""
-    given = next((o for o in parsed if o.key_or_group == "budget"), None)
-    if given is not None and cfg.hydra.runtime.choices.get("experiment") is None:
+def _check_experiment(parsed: list[Override]) -> None:
+    """An experiment (``experiment=NAME``, ``configs/experiment/``) is one sweep at one budget:
+    ``budget=`` needs it, neither is swept, and it is not searched (``hparams_search``)."""
+    given = {o.key_or_group: o for o in parsed}
+    for key in ("experiment", "budget"):
+        if key in given and given[key].is_sweep_override():
+            raise ConfigError(f"{given[key].input_line}: run one experiment at one budget per command")
+    if "budget" in given and "experiment" not in given:
         names = ", ".join(GlobalHydra.instance().config_loader().get_group_options("experiment"))
-        raise ConfigError(f"{given.input_line} scales an experiment: add experiment=NAME ({names})")
+        raise ConfigError(f"{given['budget'].input_line} scales an experiment: add experiment=NAME ({names})")
+    search = given.get("hparams_search")
+    if "experiment" in given and search is not None and search.get_value_element_as_str() != "none":
+        raise ConfigError(f"{search.input_line}: an experiment is a sweep of its own; it cannot be searched")
 
 
 def _plan_search(parsed: list[Override], fixed: list[str], base) -> Plan:
@@ -387,6 +393,11 @@ def compose_job(overrides: list[str]):
         raise ConfigError(first_line(err)) from None
     except OmegaConfBaseException as err:
         raise ConfigError(first_line(err)) from None
+    except ValueError as err:  # a group set to null: ``experiment=null``
+        given = next((item for item in overrides if item.endswith("=null")), None)
+        if given is None:
+            raise ConfigError(first_line(err)) from None
+        raise ConfigError(f"{given}: a config group takes an option's name, not null (leave {given.split('=')[0]} out)") from None
 
 
 def own_config(cfg) -> dict:

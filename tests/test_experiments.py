@@ -51,11 +51,9 @@ def test_kazemnejad2023_smoke_runs_every_task_and_encoding_and_ends_with_the_ran
     report = (tmp_path / "sweep" / "report.md").read_text()
     assert report in out.stdout  # printed at the end of the sweep
     assert "## Reproduction: kazemnejad2023 (budget smoke)" in report and "metric: seq_acc" in report
-    assert "| rank | label | MRR here | scenarios | MRR published |" in report
-    assert "Order published: none > t5 > alibi > rope > sinusoidal." in report
-    # every label is ranked over the 7 tasks x 4 lengths beyond training (25, 30, 35, 40)
-    ranking = [line for line in report.splitlines() if line.startswith("| ") and line.count("|") == 6][1:7]
-    assert len(ranking) == 6 and all(line.split("|")[4].strip() == "28" for line in ranking)
+    assert "| rank | label | MRR, all labels | MRR, the paper's labels | MRR reported |" in report
+    assert "Order reported: none > t5 > alibi > rope > sinusoidal." in report
+    assert "Scenarios: 28 (task, length beyond training)" in report  # 7 tasks x lengths 25, 30, 35, 40
 
 
 def test_ruoss2023_smoke_runs_each_arm_and_ends_with_the_randomized_gain(tmp_path):
@@ -70,7 +68,7 @@ def test_ruoss2023_smoke_runs_each_arm_and_ends_with_the_randomized_gain(tmp_pat
     report = (tmp_path / "sweep" / "report.md").read_text()
     assert "## Reproduction: ruoss2023 (budget smoke)" in report
     assert "| base | acc alone | randomized | gain (points) | best task (points) | tasks |" in report
-    assert "over 5 encodings; published: +12.0 points." in report
+    assert "over 5 encodings; reported: +12.0 points." in report
     assert "| learned(max_len=2048) |" in report  # paired with randomized(base=learned(max_len=2048),...)
 
 
@@ -123,6 +121,10 @@ def test_posbench_list_names_every_experiment_with_its_paper():
 # ---- refusals --------------------------------------------------------------------------------
 @pytest.mark.parametrize(("args", "message"), [
     (["budget=smoke"], "budget=smoke scales an experiment: add experiment=NAME (captioning_pe, kazemnejad2023, "),
+    (["-m", "experiment=kazemnejad2023,ruoss2023"], "experiment=kazemnejad2023,ruoss2023: run one experiment at one budget per command"),
+    (["-m", "experiment=zhou2024_addition", "budget=smoke,cpu"], "budget=smoke,cpu: run one experiment at one budget per command"),
+    (["-m", "experiment=ruoss2023", "hparams_search=lr"], "hparams_search=lr: an experiment is a sweep of its own; it cannot be searched"),
+    (["-m", "experiment=null"], "experiment=null: a config group takes an option's name, not null (leave experiment out)"),
     (["experiment=kazemnejad2023"], "experiment=kazemnejad2023 is a sweep of several jobs: add -m"),
     (["-m", "experiment=ruoss2023", "encoding=rope"], "encoding=rope: experiment=ruoss2023 sets encoding in each of its arms"),
     (["-m", "experiment=kazemnejad2023", "budget=huge"], "unknown budget 'huge'; valid choices: cpu, paper, smoke"),
@@ -203,12 +205,26 @@ def test_mrr_ranks_within_each_task_and_length_beyond_training_with_ties_sharing
     write_run(tmp_path, "b", "rope", "copy", 0, {5: 1.0, 20: 0.1, 30: 0.5}, spec)
     write_run(tmp_path, "c", "alibi", "copy", 0, {5: 1.0, 20: 0.5, 30: 0.2}, spec)
     text = write_report(tmp_path, plots=False)
-    # length 5 is in distribution (not ranked); at 20: none 1, alibi 1/2, rope 1/3; at 30: none = rope 1, alibi 1/3
-    assert "| 1 | none | 1.00 | 2 | 0.7 |" in text
-    assert "| 2 | rope | 0.67 | 2 | 0.3 |" in text
-    assert "| 3 | alibi | 0.42 | 2 | — |" in text
-    assert "Order here: none > rope > alibi." in text and "τ between the two orders (labels in both): +1.00 over 2 labels" in text
+    # length 5 is in distribution (not ranked); at 20: none 1, alibi 1/2, rope 1/3; at 30: none = rope 1, alibi 1/3;
+    # among the paper's labels (none, rope): at 20 none 1, rope 1/2; at 30 both 1
+    assert "| 1 | none | 1.00 | 1.00 | 0.7 |" in text
+    assert "| 2 | rope | 0.67 | 0.75 | 0.3 |" in text
+    assert "| 3 | alibi | 0.42 | — | — |" in text
+    assert "Order here (the paper's labels): none > rope." in text and "τ-b between the two: +1.00 over 2 labels" in text
     assert "| copy | 0.700 (n=1) | 0.300 (n=1) | 0.350 (n=1) |" in text  # mean over 20 and 30
+
+
+def test_mrr_ties_are_shown_as_ties_and_a_missing_value_ranks_last(tmp_path):
+    spec = dict(SPEC, published={"none": 0.7, "rope": 0.3, "t5": 0.5})
+    write_run(tmp_path, "a", "none", "copy", 0, {20: 0.0}, spec)
+    write_run(tmp_path, "b", "rope", "copy", 0, {20: 0.0}, spec)
+    write_run(tmp_path, "c", "t5", "copy", 0, {5: 1.0}, spec)  # no length beyond training: ranks last
+    text = write_report(tmp_path, plots=False)
+    assert "| 1 | none | 1.00 | 1.00 | 0.7 |" in text and "| 1 | rope | 1.00 | 1.00 | 0.3 |" in text
+    assert "| 3 | t5 | 0.33 | 0.33 | 0.5 |" in text
+    assert "Order here (the paper's labels): none = rope > t5." in text
+    # (none, t5) agree, (rope, t5) disagree, (none, rope) tied here: (1 - 1) / sqrt(2 * 3)
+    assert "τ-b between the two: +0.00 over 3 labels" in text
 
 
 def test_randomized_gain_pairs_each_randomized_run_with_its_base(tmp_path):
@@ -219,18 +235,18 @@ def test_randomized_gain_pairs_each_randomized_run_with_its_base(tmp_path):
         write_run(tmp_path, f"{task}-n", "none", task, 0, {20: 0.1}, spec)
     text = write_report(tmp_path, plots=False)
     assert "| learned(max_len=64) | 0.350 | 0.500 | +15.0 | +20.0 | 2 |" in text
-    assert "Mean gain here: +15.0 points over 1 encodings; published: +12.0 points." in text
+    assert "Mean gain here: +15.0 points over 1 encodings; reported: +12.0 points." in text
     assert repro._base_of("randomized(base=combo(parts=[a,b]),max_random_len=9)") == "combo(parts=[a,b])"
     assert repro._base_of("rope") is None
 
 
 def test_by_seed_lists_every_seed_and_the_best_at_the_longest_length(tmp_path):
     spec = dict(SPEC, summary="by_seed", metric="seq_acc", published={"best": 0.98})
-    write_run(tmp_path, "s0", "randomized", "addition", 0, {10: 1.0, 25: 0.2}, spec)
-    write_run(tmp_path, "s1", "randomized", "addition", 1, {10: 1.0, 25: 0.9}, spec)
+    write_run(tmp_path, "s10", "randomized", "addition", 10, {10: 1.0, 25: 0.2}, spec)
+    write_run(tmp_path, "s2", "randomized", "addition", 2, {10: 1.0, 25: 0.9}, spec)
     text = write_report(tmp_path, plots=False)
-    assert "| randomized | 0 | 1.000 | 0.200 |" in text and "| randomized | 1 | 1.000 | 0.900 |" in text
-    assert "Best seed at len25: 0.900; published: 0.980." in text
+    assert "| randomized | 2 | 1.000 | 0.900 |\n| randomized | 10 | 1.000 | 0.200 |" in text  # seeds in numeric order
+    assert "Best seed at len25: 0.900; reported: 0.980 (the paper)." in text
     assert "metric: seq_acc" in text  # the experiment's metric is the report's default
 
 

@@ -1,5 +1,5 @@
 """``hydra/sweeper=posbench``: Hydra's basic sweeper (every combination of the swept values, in
-Hydra's order, jobs numbered as the basic sweeper numbers them) with two changes:
+Hydra's order, jobs numbered as the basic sweeper numbers them) with three changes:
 
 * the jobs listed in ``skip`` are not launched: ``posbench train -m`` validates every job before
   Hydra starts (``posbench.sweep.plan``) and, with ``sweep.skip_invalid=true``, lists the invalid

@@ -50,6 +50,8 @@ from posbench.training.trained import checkpoint_of, load_weights, read_run
 
 __all__ = ["analyse", "attention_maps", "main"]
 
+#: The largest ``--seed``: the sequences' generator seeds, ``seed * 1_000_003 + 2 + length``, stay below 2**63.
+SEED_MAX = 2**32 - 1
 #: Sequences per length (and per half of the probe's data) by default.
 EXAMPLES = 256
 
@@ -352,6 +354,17 @@ def positive(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """A seed small enough that the sequences' generator seeds (``seed * 1_000_003 + ...``) fit in 63 bits."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and {SEED_MAX}")
+    return value
+
+
 def length_list(text: str) -> list[int]:
     return [positive(part) for part in text.split(",") if part.strip()] or [positive(text)]
 
@@ -369,7 +382,7 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--probe-length", type=positive, metavar="L", help="source length of the probe's sequences (default: the longest training length)")
     parser.add_argument("--examples", type=positive, default=EXAMPLES, metavar="N", help=f"sequences per length, and per half of the probe's data (default {EXAMPLES})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the analysed sequences (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the analysed sequences (default 0)")
     parser.add_argument("--no-twin", action="store_true", help="analyse the run alone, not its no-PE twin")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from posbench.analysis.probe import named_stacks
 from posbench.models.attention import recording_attention
@@ -49,6 +49,11 @@ def uniform_distance(length: int, causal: bool) -> float:
     if causal:
         visible = visible.tril()
     return float(mean_distance(visible / visible.sum(-1, keepdim=True)))
+
+
+def encoding_stack(model: nn.Module) -> str:
+    """The name of the stack the model's configured encoding acts in (``net``; seq2seq: ``encoder``)."""
+    return next(name for name, module in named_stacks(model).items() if module.encoding is model.encoding)
 
 
 def self_attention_layers(records: dict[str, list[Tensor]], stack: str) -> list[str]:
@@ -109,8 +114,7 @@ def attention_maps(model, batch: tuple[Tensor, Tensor], index: int = 0, stack: s
     images of attention in TensorBoard, e.g. ``writer.add_image(f"attention/layer{l}_head{h}",
     maps[l, h][None], step)``; runs one example only, so it is cheap at any evaluation length."""
     stacks = named_stacks(model)
-    if stack is None:
-        stack = next(name for name, module in stacks.items() if module.encoding is model.encoding)
+    stack = encoding_stack(model) if stack is None else stack
     if stack not in stacks:
         raise ValueError(f"no stack {stack!r} in this model; its stacks: {', '.join(stacks)}")
     src, tgt = batch

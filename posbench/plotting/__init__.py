@@ -119,14 +119,13 @@ def add_to_tensorboard(writer, model, cfg: dict, task, step: int, limit: int = T
 def add_attention_to_tensorboard(writer, model, cfg: dict, batch, step: int) -> None:
     """Add the attention maps of ``model`` on the first example of ``batch`` (a batch of a task's
     test set) to ``writer`` as the image ``attention/test_example`` at ``step``."""
-    from posbench.analysis.attention import attention_maps
+    from posbench.analysis.attention import attention_maps, encoding_stack
     from posbench.labels import describe
     from posbench.plotting.attention import attention_figure
     from posbench.plotting.core import rgb
 
     maps = attention_maps(model, batch)
-    stack = next(name for name, module in model.named_children() if getattr(module, "encoding", None) is model.encoding)
-    drawn = attention_figure(maps, f"{describe(cfg)} — trained, at step {step}", stack)
+    drawn = attention_figure(maps, f"{describe(cfg)} — trained, at step {step}", encoding_stack(model))
     writer.add_image("attention/test_example", rgb(drawn), step, dataformats="HWC")
 
 

@@ -114,12 +114,12 @@ def build(cfg: dict):
     return task, config.build_model(cfg, task).eval()
 
 
-def read_run(folder: Path, overrides: list[str]) -> tuple[dict, Path]:
+def recorded_run(folder: Path, overrides: list[str]) -> tuple[dict, Path]:
     """The recorded configuration of the run in ``folder`` and its checkpoint
     (``posbench.training.trained``); the only override allowed beside ``run=DIR`` is its own encoding."""
-    from posbench.training.trained import checkpoint_of, read_run as read
+    from posbench.training.trained import checkpoint_of, read_run
 
-    saved = read(folder)
+    saved = read_run(folder)
     cfg = saved["config"]
     for override in overrides:
         if override != f"encoding={cfg['encoding']['name']}":
@@ -143,7 +143,7 @@ def prepare(request: Request) -> Prepared:
     else:
         from posbench.training.trained import load_weights
 
-        saved, checkpoint = read_run(request.run, request.overrides)
+        saved, checkpoint = recorded_run(request.run, request.overrides)
         cfg = saved["config"]
         task, model = build(cfg)
         state = load_weights(model, checkpoint, saved["provenance"].get("fingerprint"), f"the run in {request.run}")

@@ -269,14 +269,6 @@ def symmetric(values) -> dict:
     return {"cmap": "RdBu_r", "vmin": -top, "vmax": top}
 
 
-def png_bytes(fig, dpi: int = 100) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
-
-
 def rgb(fig, dpi: int = 80):
     """The figure rendered as an ``[H, W, 3]`` uint8 array (for TensorBoard's ``add_image``)."""
     import numpy as np

@@ -50,7 +50,8 @@ def fit(values: np.ndarray, k: int) -> dict:
     error = np.linalg.norm(after - before @ solution, axis=1)
     scale = np.linalg.norm(after, axis=1)
     residual = error / np.where(scale > 0, scale, 1.0)
-    rank = int(np.linalg.matrix_rank(before, rtol=RCOND))
+    singular = np.linalg.svd(before, compute_uv=False)
+    rank = int((singular > RCOND * singular.max()).sum()) if singular.size else 0
     return {"k": k, "matrix": solution.T, "residual": residual, "trivial": len(before) <= rank, "rank": rank}
 
 

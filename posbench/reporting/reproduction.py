@@ -1,16 +1,18 @@
 """The reproduction section of a report: a sweep run from an experiment (``posbench train -m
-experiment=NAME``, ``configs/experiment/``) sets its result beside the paper's, in the form the
-paper reports it. The experiment writes ``reproduction`` into each run's configuration
+experiment=NAME``, ``configs/experiment/``) sets its result beside the reported one, in the form
+the paper reports it. The experiment writes ``reproduction`` into each run's configuration
 (``posbench.config.Reproduction``): the paper, its finding, the metric and how to summarise:
 
 * ``mrr``: within each task and each evaluation length beyond training, the labels are ranked by
-  their mean over seeds (ties share the better rank); a label's MRR is its mean reciprocal rank
-  over these (task, length) scenarios (Kazemnejad et al. 2023, §4). ``published``: label -> MRR.
+  their mean over seeds (ties share the better rank; a label without a value ranks last); a label's
+  MRR is its mean reciprocal rank over these (task, length) scenarios (Kazemnejad et al. 2023, §4),
+  once among every label and once among the labels the paper ranked (comparable with its figures).
+  ``published``: label -> MRR. The two orders are compared by Kendall's τ-b.
 * ``randomized_gain``: each ``randomized(base=X)`` against ``X`` alone, task by task, averaged
   beyond training (Ruoss et al. 2023, Table 1). ``published``: ``mean_gain`` in points.
 * ``by_seed``: every seed at every evaluation length (Zhou et al. 2024 report the spread over
   seeds). ``published``: ``best`` (the best seed at the longest length).
-* ``published``: the metric per label beside the published value (``published``: label -> value).
+* ``published``: the metric per label beside the reported value (``published``: label -> value).
 
 Scores "beyond training" are the mean of the metric over the evaluation lengths (image sizes)
 above the training range; with ``beyond: false`` the in-distribution test set's metric.
@@ -19,13 +21,14 @@ above the training range; with ``beyond: false`` the in-distribution test set's 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Callable
 
 from posbench import scales
 from posbench.reporting.collect import Run
 from posbench.reporting.metric import Metric
-from posbench.reporting.table import Grid, Row, Stats, markdown
+from posbench.reporting.table import Grid, Row, Stats, markdown, reciprocal_ranks
 
 
 def section(grid: Grid) -> str | None:
@@ -40,7 +43,7 @@ def section(grid: Grid) -> str | None:
         where = "of every seed at every evaluation length"
     parts = [
         f"## Reproduction: {spec['name']} (budget {spec['budget']})",
-        f"**Paper:** {spec['paper']}.  \n**Published:** {spec['finding']}"
+        f"**Paper:** {spec['paper']}.  \n**Reported:** {spec['finding']}"
         + (f" ({spec['published_as']})." if spec["published_as"] else "."),
         f"**Here:** {metric.name} {where}.",
         *SUMMARIES[spec["summary"]](grid, spec, lambda run: score(run, spec)),
@@ -75,23 +78,31 @@ def score(run: Run, spec: dict) -> float | None:
 
 def shown(grid: Grid, label: str) -> str:
     """A label as the report shows it (without the options every run shares)."""
-    return grid.shown[label] or "none"
+    return grid.shown[label]
 
 
-def _cells(grid: Grid, scorer: Callable[[Run], float | None]) -> tuple[list[str], list[list[str]], dict]:
-    """The table of scores, task down and label across (``{(row, label): Stats}`` too)."""
-    stats = {
+def _stats(grid: Grid, scorer: Callable[[Run], float | None]) -> dict[tuple[Row, str], Stats]:
+    """Each cell's scores (``scorer`` of its runs), by (row, label)."""
+    return {
         (row, label): Stats([v for v in map(scorer, grid.runs(row, label)) if v is not None])
         for row in grid.rows for label in grid.labels
     }
-    metric = Metric("acc")
-    body = [[grid.name(row), *(stats[row, label].cell(metric) for label in grid.labels)] for row in grid.rows]
-    return ["task", *(shown(grid, label) for label in grid.labels)], body, stats
+
+
+def _table(grid: Grid, stats: dict) -> str:
+    """The scores, task down and label across."""
+    body = [[grid.name(row), *(stats[row, label].cell(Metric("acc")) for label in grid.labels)] for row in grid.rows]
+    return markdown(["task", *(shown(grid, label) for label in grid.labels)], body)
 
 
 def mrr(grid: Grid, spec: dict, scorer) -> list[str]:
-    """Kazemnejad et al. 2023's ranking: MRR over (task, length beyond training) scenarios."""
-    reciprocal: dict[str, list[float]] = {label: [] for label in grid.labels}
+    """Kazemnejad et al. 2023's ranking: MRR over (task, length beyond training) scenarios, over
+    every label, and over the labels the paper ranked (``published``: their MRR is comparable)."""
+    lower = Metric(spec["metric"]).lower_is_better
+    published = spec["published"]
+    paper_labels = [label for label in grid.labels if shown(grid, label) in published]
+    here: dict[str, list[float]] = {label: [] for label in grid.labels}
+    among: dict[str, list[float]] = {label: [] for label in paper_labels}
     for row in grid.rows:
         for length in _lengths_beyond(grid, row):
             at = Metric(spec["metric"], _axis(grid, row), length)
@@ -100,34 +111,35 @@ def mrr(grid: Grid, spec: dict, scorer) -> list[str]:
                 values = [v for v in (at.of(run.data) for run in grid.runs(row, label)) if v is not None]
                 if values:
                     means[label] = statistics.fmean(values)
-            for label, mine in means.items():
-                better = sum(other > mine + 1e-12 for other in means.values())
-                reciprocal[label].append(1 / (1 + better))
-    ranked = sorted(
-        ((label, statistics.fmean(values), len(values)) for label, values in reciprocal.items() if values),
-        key=lambda item: -item[1],
-    )
-    published = spec["published"]
+            if not means:
+                continue
+            for pool, found in ((grid.labels, here), (paper_labels, among)):
+                ranks = reciprocal_ranks({label: means[label] for label in pool if label in means}, lower)
+                for label in pool:  # a label without a value (not ok) ranks last
+                    found[label].append(ranks.get(label, 1 / len(pool)))
+    scores = {label: statistics.fmean(values) for label, values in here.items() if values}
+    ranked = sorted(scores, key=lambda label: -scores[label])
     rows = [
-        [str(place), shown(grid, label), f"{value:.2f}", str(count),
+        [str(1 + sum(other > scores[label] + 1e-9 for other in scores.values())), shown(grid, label),
+         f"{scores[label]:.2f}", f"{statistics.fmean(among[label]):.2f}" if among.get(label) else "—",
          _published(published, shown(grid, label))]
-        for place, (label, value, count) in enumerate(ranked, 1)
+        for label in ranked
     ]
-    here = [shown(grid, label) for label, _, _ in ranked]
-    paper = sorted(published, key=lambda key: -published[key])
-    header, body, _ = _cells(grid, scorer)
+    mine = {shown(grid, label): statistics.fmean(values) for label, values in among.items() if values}
     return [
-        markdown(["rank", "label", "MRR here", "scenarios", "MRR published"], rows),
-        f"Order here: {' > '.join(here)}.  \nOrder published: {' > '.join(paper)}.  \n"
-        f"Kendall's τ between the two orders (labels in both): {_tau(here, paper)}.",
+        markdown(["rank", "label", "MRR, all labels", "MRR, the paper's labels", "MRR reported"], rows),
+        f"Scenarios: {len(next(iter(here.values()), []))} (task, length beyond training); a label without a value "
+        "in a scenario ranks last. The paper's labels are ranked among themselves for the column beside its figures.",
+        f"Order here (the paper's labels): {_order(mine)}.  \nOrder reported: {_order(published)}.  \n"
+        f"Kendall's τ-b between the two: {_tau_b(mine, published)}.",
         f"### {spec['metric']} beyond training, per task",
-        markdown(header, body),
+        _table(grid, _stats(grid, scorer)),
     ]
 
 
 def randomized_gain(grid: Grid, spec: dict, scorer) -> list[str]:
     """Ruoss et al. 2023's comparison: every ``randomized(base=X)`` against ``X``, in points."""
-    header, body, stats = _cells(grid, scorer)
+    stats = _stats(grid, scorer)
     by_encoding = {shown(grid, label).split(" ")[0]: label for label in grid.labels}
     lines, gains = [], []
     for label in grid.labels:
@@ -150,13 +162,13 @@ def randomized_gain(grid: Grid, spec: dict, scorer) -> list[str]:
         f"Mean gain here: {statistics.fmean(gains):+.1f} points over {len(gains)} encodings"
         if gains else "No randomized(base=X) run has its base X beside it: no gain to compute"
     )
-    summary += f"; published: {published:+.1f} points." if published is not None else "."
+    summary += f"; reported: {published:+.1f} points." if published is not None else "."
     return [
         markdown(["base", f"{spec['metric']} alone", "randomized", "gain (points)", "best task (points)", "tasks"], lines)
         if lines else "",
         summary,
         f"### {spec['metric']} beyond training, per task",
-        markdown(header, body),
+        _table(grid, stats),
     ]
 
 
@@ -167,7 +179,7 @@ def by_seed(grid: Grid, spec: dict, scorer) -> list[str]:
         lengths = sorted({int(n) for run in grid.runs(row) for n in (scales.scores(run.data) or {})})
         body, best = [], None
         for label in grid.labels:
-            for run in sorted(grid.runs(row, label), key=lambda run: str(run.seed)):
+            for run in sorted(grid.runs(row, label), key=lambda run: (not isinstance(run.seed, int), str(run.seed).zfill(12))):
                 table = scales.scores(run.data) or {}
                 values = [(table.get(str(n)) or {}).get(spec["metric"]) for n in lengths]
                 body.append([shown(grid, label), str(run.seed), *("—" if v is None else f"{v:.3f}" for v in values)])
@@ -177,23 +189,19 @@ def by_seed(grid: Grid, spec: dict, scorer) -> list[str]:
         parts += [f"### {grid.name(row)}: {spec['metric']} per seed", markdown(["label", "seed", *(f"{axis}{n}" for n in lengths)], body)]
         if best is not None:
             published = spec["published"].get("best")
-            parts.append(
-                f"Best seed at {axis}{lengths[-1]}: {best:.3f}"
-                + (f"; published: {published:.3f}." if published is not None else ".")
-            )
+            reported = f"; reported: {published:.3f} ({spec['published_as'] or 'the paper'})" if published is not None else ""
+            parts.append(f"Best seed at {axis}{lengths[-1]}: {best:.3f}{reported}.")
     return parts
 
 
 def published(grid: Grid, spec: dict, scorer) -> list[str]:
-    """The metric per label and task beside the published value."""
-    header, body, stats = _cells(grid, scorer)
-    values = spec["published"]
+    """The metric per label and task beside the reported value."""
+    stats = _stats(grid, scorer)
     rows = [
-        [shown(grid, label),
-         *(stats[row, label].cell(Metric("acc")) for row in grid.rows), _published(values, shown(grid, label))]
+        [shown(grid, label), *(stats[row, label].cell(Metric("acc")) for row in grid.rows), _published(spec["published"], shown(grid, label))]
         for label in grid.labels
     ]
-    return [markdown(["label", *(grid.name(row) for row in grid.rows), "published"], rows)]
+    return [markdown(["label", *(grid.name(row) for row in grid.rows), "reported"], rows)]
 
 
 SUMMARIES: dict[str, Callable[[Grid, dict, Callable], list[str]]] = {
@@ -232,11 +240,29 @@ def _base_of(encoding: str) -> str | None:
     return None
 
 
-def _tau(first: list[str], second: list[str]) -> str:
-    """Kendall's τ between two orders over the labels in both ("—" below two)."""
+def _order(values: dict[str, float]) -> str:
+    """``none > t5 = alibi > rope``: labels by value, best first, ties joined by ``=``."""
+    ordered = sorted(values, key=lambda label: -values[label])
+    text = ordered[0] if ordered else "—"
+    for before, label in zip(ordered, ordered[1:]):
+        text += (" = " if math.isclose(values[before], values[label]) else " > ") + label
+    return text
+
+
+def _tau_b(first: dict[str, float], second: dict[str, float]) -> str:
+    """Kendall's τ-b between two scorings of the labels in both (ties count for neither side);
+    "—" below two labels or when either side is all ties."""
     common = [label for label in first if label in second]
-    if len(common) < 2:
-        return "—"
     pairs = [(a, b) for i, a in enumerate(common) for b in common[i + 1:]]
-    agree = sum(second.index(a) < second.index(b) for a, b in pairs)
-    return f"{(2 * agree - len(pairs)) / len(pairs):+.2f} over {len(common)} labels"
+    signs = [
+        (_sign(first[a] - first[b]), _sign(second[a] - second[b])) for a, b in pairs
+    ]
+    agree = sum(x * y for x, y in signs)
+    untied = (sum(x != 0 for x, _ in signs), sum(y != 0 for _, y in signs))
+    if len(common) < 2 or 0 in untied:
+        return f"— (over {len(common)} labels{', all tied on one side' if len(common) > 1 else ''})"
+    return f"{agree / math.sqrt(untied[0] * untied[1]):+.2f} over {len(common)} labels"
+
+
+def _sign(value: float) -> int:
+    return 0 if math.isclose(value, 0.0, abs_tol=1e-9) else (1 if value > 0 else -1)

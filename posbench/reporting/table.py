@@ -132,15 +132,22 @@ class Grid:
         as Kazemnejad et al. 2023 ("The Impact of Positional Encoding on Length Generalization in
         Transformers") rank encodings across tasks."""
         reciprocal: dict[str, list[float]] = {}
-        sign = -1 if self.metric.lower_is_better else 1
         for row in self.rows:
             means = {label: self.stats(row, label).mean for label in self.labels}
-            means = {label: sign * mean for label, mean in means.items() if mean is not None}
-            for label, mine in means.items():
-                better = sum(other > mine and not math.isclose(other, mine) for other in means.values())
-                reciprocal.setdefault(label, []).append(1 / (1 + better))
+            means = {label: mean for label, mean in means.items() if mean is not None}
+            for label, value in reciprocal_ranks(means, self.metric.lower_is_better).items():
+                reciprocal.setdefault(label, []).append(value)
         ranked = [(label, statistics.fmean(values), len(values)) for label, values in reciprocal.items()]
         return sorted(ranked, key=lambda item: (-item[1], self.labels.index(item[0])))
+
+
+def reciprocal_ranks(means: dict[str, float], lower_is_better: bool = False) -> dict[str, float]:
+    """1 / rank of each label by its mean, best first; ties (``math.isclose``) share the better rank."""
+    sign = -1 if lower_is_better else 1
+    return {
+        label: 1 / (1 + sum(sign * other > sign * mine and not math.isclose(other, mine) for other in means.values()))
+        for label, mine in means.items()
+    }
 
 
 def factors(label: str) -> dict[str, str]:

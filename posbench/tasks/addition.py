@@ -31,8 +31,8 @@ Two formats of Zhou et al. 2024 ("Transformers Can Achieve Length Generalization
   msd first: ``h1 1 h0 2 + h1 3 h0 4`` -> ``h1 4 h0 6``. The answer's hints are part of the target
   (predictable from the source: chance stays the digits' 1/10).
 
-``target`` reads the format back from the source (hints on odd positions; the offset from the
-smallest hint), so it stays a function of the source alone."""
+``target`` reads the format back from the source (hints at even indices, digits at odd ones; the
+offset from the smallest hint), so it stays a function of the source alone."""
 
 from typing import Literal
 
@@ -50,7 +50,7 @@ HINTS = 11
 
 @TASKS.register("addition")
 class Addition(Task):
-    description = "add two L-digit decimal numbers, answer most significant digit first (order-sensitive)"
+    description = "add two L-digit decimal numbers (reversed formats and index hints as options; order-sensitive)"
     min_vocab = 11
     variable_length = True
 

@@ -79,8 +79,11 @@ def unit_vectors(subject: Subject) -> torch.Tensor:
 
 
 def random_vectors(subject: Subject) -> torch.Tensor:
+    """The same draws for every head, so that heads whose rotations are the same draw one curve and
+    a difference between heads is the encoding's, not the sampling's."""
     generator = torch.Generator().manual_seed(0)
-    return torch.randn(DRAWS, subject.shape.heads, subject.shape.head_dim, generator=generator)
+    draws = torch.randn(DRAWS, 1, subject.shape.head_dim, generator=generator)
+    return draws.expand(DRAWS, subject.shape.heads, subject.shape.head_dim).clone()
 
 
 def defaults_of(subject: Subject):

@@ -59,7 +59,11 @@ class TransformerXL(PositionalEncoding):
         distances, index = relative_distance(q_pos, k_pos).unique(return_inverse=True)  # [D], [B or 1, Lq, Lk]
         r = sinusoid_table(distances, self.shape.d_model, self.base).to(q.dtype)  # R_d: [D, d_model]
         w_r_r = self.w_r[layer](r).view(-1, *self.v.shape)  # W_R R_d per head: [D, heads, head_dim]
-        per_distance = torch.einsum("bhid,nhd->bhin", q + self.v[:, None].to(q.dtype), w_r_r)  # (b) + (d)
-        position = per_distance.gather(-1, index[:, None].expand(*per_distance.shape[:3], k.shape[2]))
+        query = q + self.v[:, None].to(q.dtype)  # (b) + (d): (q_i + v) . W_R R_(i-j)
+        if len(distances) <= k.shape[2]:  # integer positions: D = Lq + Lk - 1, one product per distance
+            per_distance = torch.einsum("bhid,nhd->bhin", query, w_r_r)
+            position = per_distance.gather(-1, index[:, None].expand(*per_distance.shape[:3], k.shape[2]))
+        else:  # more distances than keys (randomized positions: up to Lq x Lk): one product per pair
+            position = torch.einsum("bhid,bijhd->bhij", query, w_r_r[index])
         content_bias = (k @ self.u[..., None].to(k.dtype)).transpose(-2, -1)  # (c) u . k_j: [B, heads, 1, Lk]
         return (position + content_bias) * q.shape[-1] ** -0.5

@@ -124,6 +124,12 @@ class TrainerConfig:
     checkpoint_every: PositiveInt = 250
     device: Annotated[str, DeviceName()] = "auto"
     threads: Annotated[Any, Threads()] = "auto"
+    #: At the end of a run, pictures of its encoding and its attention into TensorBoard (about 0.5 s).
+    pictures: bool = True
+
+
+#: Trainer options that change no number a run produces: not part of its meaning (``semantic``).
+NOT_SEMANTIC = ("device", "threads", "pictures")
 
 
 def normalise(cfg: dict) -> dict:
@@ -224,7 +230,7 @@ def semantic(cfg: dict, device: torch.device, threads: int, task: Task) -> dict:
 
 def semantic_of(cfg: dict, device_type: str, threads: int | None) -> dict:
     """``semantic`` without the data fingerprint (which needs the task), e.g. of a recorded run."""
-    trainer = {key: value for key, value in cfg["trainer"].items() if key not in ("device", "threads")}
+    trainer = {key: value for key, value in cfg["trainer"].items() if key not in NOT_SEMANTIC}
     meaning = {key: cfg[key] for key in ("encoding", "model", "task", "seed")} | {"trainer": trainer}
     meaning["device"] = device_type
     if device_type == "cpu":

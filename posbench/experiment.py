@@ -59,7 +59,8 @@ def train_and_evaluate(cfg: dict, task: Task, device: torch.device, out_dir: Pat
     outcome |= {"pe_off": None, scales.pe_off_key(task.axis): None}
     if not is_pe_free(cfg):
         outcome |= evaluate_pe_off(model, task, test_set, length_sets, desc)
-    end_of_run_pictures(model, cfg, task, test_set, out_dir, trainer.max_steps)
+    if trainer.pictures:
+        end_of_run_pictures(model, cfg, task, test_set, out_dir, trainer.max_steps)
     return outcome
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from posbench.config import NOT_SEMANTIC
 from posbench.encodings import ENCODINGS
 from posbench.models import MODELS
 from posbench.tasks import TASKS
@@ -37,7 +38,7 @@ from posbench.tasks import TASKS
 CONFIGS = Path(__file__).parent / "configs"
 #: Trainer options that do not change the numbers a run produces (how often it logs or saves,
 #: where it runs): not in the label.
-NOT_IN_LABEL = ("log_every", "checkpoint_every", "device", "threads")
+NOT_IN_LABEL = ("log_every", "checkpoint_every", *NOT_SEMANTIC)
 #: The longest folder name (without a sweep's job number); a longer one keeps its start and gets a
 #: hash of the whole.
 SLUG_MAX = 80

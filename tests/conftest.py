@@ -22,6 +22,7 @@ TINY = [
     "trainer.log_every=3",
     "trainer.checkpoint_every=6",
     "trainer.device=cpu",
+    "trainer.pictures=false",  # the pictures' own tests turn them on
     "model.d_model=32",
     "model.layers=2",
     "task.eval_size=32",

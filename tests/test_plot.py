@@ -145,7 +145,7 @@ def test_vit_fig7_similarity_of_a_patch_with_itself_is_one():
 def trained_run(tmp_path_factory):
     """A tiny run of learned on copy, without its twin."""
     folder = tmp_path_factory.mktemp("plot_run")
-    cfg = compose([*TINY, "encoding=learned", "compare_nope=false", "trainer.threads=1"], folder / "twins")
+    cfg = compose([*TINY, "encoding=learned", "compare_nope=false", "trainer.threads=1", "trainer.pictures=true"], folder / "twins")
     experiment.run(cfg, folder / "run")
     return folder / "run"
 

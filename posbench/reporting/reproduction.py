@@ -67,11 +67,10 @@ def score(run: Run, spec: dict) -> float | None:
     or in distribution."""
     if not spec["beyond"]:
         return Metric(spec["metric"]).of(run.data)
-    top = (run.train_lengths or [None, None])[1]
     table = scales.scores(run.data) or {}
     values = [
-        float(entry[spec["metric"]]) for length, entry in table.items()
-        if top is not None and int(length) > top and isinstance(entry.get(spec["metric"]), (int, float))
+        float(table[length][spec["metric"]]) for length in _beyond(run)
+        if isinstance(table[length].get(spec["metric"]), (int, float))
     ]
     return statistics.fmean(values) if values else None
 
@@ -220,11 +219,13 @@ def _axis(grid: Grid, row: Row) -> str:
 
 def _lengths_beyond(grid: Grid, row: Row) -> list[str]:
     """The evaluation lengths (sizes) of a row above its training range, in increasing order."""
-    found = set()
-    for run in grid.runs(row):
-        top = (run.train_lengths or [None, None])[1]
-        found |= {n for n in (scales.scores(run.data) or {}) if top is not None and int(n) > top}
-    return sorted(found, key=int)
+    return sorted({length for run in grid.runs(row) for length in _beyond(run)}, key=int)
+
+
+def _beyond(run: Run) -> list[str]:
+    """The evaluation lengths (sizes) a run was scored at above its training range."""
+    top = (run.train_lengths or [None, None])[1]
+    return [n for n in scales.scores(run.data) or {} if top is not None and int(n) > top]
 
 
 def _base_of(encoding: str) -> str | None:

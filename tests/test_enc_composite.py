@@ -167,7 +167,7 @@ def test_positions_hook_runs_once_per_forward(monkeypatch):
     net = model({"name": "randomized"}).train()
     seen = []
     real = net.encoding.positions
-    monkeypatch.setattr(net.encoding, "positions", lambda pos: seen.append(real(pos)) or seen[-1])
+    monkeypatch.setattr(net.encoding, "positions", lambda pos, tokens=None: seen.append(real(pos, tokens)) or seen[-1])
     net.loss(torch.randint(0, VOCAB, (3, 5)), torch.randint(0, VOCAB, (3, 5)))
     assert len(seen) == 1 and seen[0].shape == (1, 11)
 
@@ -204,7 +204,7 @@ def test_a_forward_is_the_base_at_the_drawn_positions(base, family, monkeypatch)
     enc = net.encoding
     seen = []
     real = enc.positions
-    monkeypatch.setattr(enc, "positions", lambda pos: seen.append(real(pos)) or seen[-1])
+    monkeypatch.setattr(enc, "positions", lambda pos, tokens=None: seen.append(real(pos, tokens)) or seen[-1])
     tokens = torch.randint(0, VOCAB, (2, 9))
     out = net.net(tokens)
     (drawn,) = seen

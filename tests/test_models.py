@@ -137,7 +137,7 @@ class Shifted(PositionalEncoding):
         super().__init__(inner.shape)
         self.inner = inner
 
-    def positions(self, pos):
+    def positions(self, pos, tokens=None):
         return pos + 5
 
     def embed(self, x, pos):

@@ -6,11 +6,13 @@ The models call every hook unconditionally and never branch on an encoding's nam
 ==================  ===========================================  ===============================
 hook                where it acts                                examples
 ==================  ===========================================  ===============================
-``positions``       chooses the positions, once per forward      randomized PE (Ruoss et al.)
+``positions``       chooses the positions, once per forward      randomized PE (Ruoss et al.), BiPE
 ``embed``           added to / mixed into the input embeddings   sinusoidal, learned
-``rotate``          a transformation of queries and keys         RoPE, xPos
+``rotate``          a transformation of queries and keys         RoPE, xPos, PoPE, LieRE
 ``bias``            additive float bias on attention logits      ALiBi, T5, KERPLE, FIRE
-``score``           content-position term from unrotated q, k    Shaw, Transformer-XL, CoPE
+``data_bias``       additive logit bias computed from the input  Forgetting Transformer (FoX)
+``score``           content-position term from unrotated q, k    Shaw, Transformer-XL, CoPE, DAPE
+``normalize``       attention logits -> weights (softmax)        stick-breaking attention
 ``value``           a position term added to attention output    Shaw (values)
 ``between_blocks``  a module applied after each block            PEG (conditional encodings)
 ``ffn``             the feed-forward's hidden activations        Mix-FFN's depthwise convolution
@@ -49,9 +51,18 @@ the content logits ``q . k`` use the rotated ones. A content-position term such 
 defined on position-free queries; fed RoPE-rotated ones it would depend on the absolute position i
 (in ``encoding=combo`` with a rotary part), no longer on ``i - j`` alone.
 
-As long as an encoding uses only ``rotate`` and ``bias``, attention runs through the fused
-``scaled_dot_product_attention`` with the bias as a float ``attn_mask``; an encoding that
-overrides ``score`` or ``value`` switches its attention to the explicit path (logits materialised).
+As long as an encoding uses only ``rotate``, ``bias`` and ``data_bias``, attention runs through the
+fused ``scaled_dot_product_attention`` with the biases as a float ``attn_mask``; an encoding that
+overrides ``score``, ``normalize`` or ``value`` switches its attention to the explicit path (logits
+materialised).
+
+Why the three hooks that see more than positions exist: ``positions`` also receives the token ids,
+because BiPE (He et al. 2024) cuts a sequence into segments at a separator symbol; ``data_bias``
+receives the self-attention layer's input, because FoX's forget gates (Lin et al. 2025, eq. 3) are
+computed from each token (the ``bias`` hook sees positions only, so the fused path stays available
+to it); ``normalize`` replaces the softmax, because stick-breaking attention (Tan et al. 2025, eq. 1)
+is a different normalisation of the same logits, not an additive term. Cross-attention has no
+sequence of its own for ``data_bias`` (``posbench.models.seq2seq`` refuses it there).
 
 "PE off" (``SequenceModel.encoding_off``, the ``pe_off`` metrics) replaces every encoding by its
 ``without_position()``: NoPE unless the encoding also does something position-free (TUPE).
@@ -140,8 +151,9 @@ class PositionalEncoding(nn.Module):
         self.shape = shape
 
     # ---- hooks -------------------------------------------------------------------------------
-    def positions(self, pos: Tensor) -> Tensor:
-        """Called once per forward: the positions every other hook of this forward receives."""
+    def positions(self, pos: Tensor, tokens: Tensor | None = None) -> Tensor:
+        """Called once per forward: the positions every other hook of this forward receives.
+        ``tokens``: the stack's input token ids ``[B, L]`` (None when it reads vectors, a ViT's patches)."""
         return pos
 
     def embed(self, x: Tensor, pos: Tensor) -> Tensor:
@@ -157,11 +169,21 @@ class PositionalEncoding(nn.Module):
         """Additive float bias on the (already 1/sqrt(d)-scaled) attention logits, or None."""
         return None
 
+    def data_bias(self, x: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
+        """Additive float bias on the logits of self-attention layer ``layer`` computed from its
+        input ``x [B, L, d_model]`` (after the block's layer norm), broadcastable to ``[B, heads, L, L]``; or None."""
+        return None
+
     def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
         """Content-position logits term computed from queries/keys and positions, or None. ``q``
         and ``k`` are the projected ``[B, heads, L, head_dim]`` queries and keys, before any
         ``rotate`` (see the module docstring)."""
         return None
+
+    def normalize(self, logits: Tensor, layer: int) -> Tensor:
+        """Attention weights from the complete logits ``[B, heads, Lq, Lk]`` (every term added, masked
+        keys at -inf), in float32: the softmax over keys, unless an encoding replaces it."""
+        return torch.softmax(logits, dim=-1)
 
     def value(self, weights: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
         """A term ``[B, heads, Lq, head_dim]`` added to the attention output, computed from the
@@ -180,14 +202,19 @@ class PositionalEncoding(nn.Module):
     # ---- declared capabilities ---------------------------------------------------------------
     @property
     def explicit_attention(self) -> bool:
-        """True when ``score`` or ``value`` is overridden: attention must take the explicit path."""
+        """True when ``score``, ``normalize`` or ``value`` is overridden: attention must take the explicit path."""
         cls = type(self)
-        return cls.score is not PositionalEncoding.score or cls.value is not PositionalEncoding.value
+        return any(getattr(cls, hook) is not getattr(PositionalEncoding, hook) for hook in ("score", "normalize", "value"))
 
     @property
     def rotates(self) -> bool:
         """True when ``rotate`` is overridden: this encoding transforms queries and keys."""
         return type(self).rotate is not PositionalEncoding.rotate
+
+    @property
+    def replaces_softmax(self) -> bool:
+        """True when ``normalize`` is overridden: attention weights are not the softmax of the logits."""
+        return type(self).normalize is not PositionalEncoding.normalize
 
     def without_position(self) -> PositionalEncoding:
         """What this encoding becomes with its positional information switched off ("PE off" on a

@@ -117,6 +117,14 @@ class Combo(PositionalEncoding):
         self.supports_bidirectional = all(part.supports_bidirectional for part in self.parts)
         self.supports_causal = all(part.supports_causal for part in self.parts)
         self.replaces_queries_keys = any(part.replaces_queries_keys for part in self.parts)
+        normalizers = [index for index, part in enumerate(self.parts) if part.replaces_softmax]
+        if len(normalizers) > 1:
+            raise ConfigError(
+                f"encoding=combo cannot combine {self.parts[normalizers[0]].name} with {self.parts[normalizers[1]].name}: both replace the "
+                "softmax that turns attention logits into weights; keep one of the two"
+            )
+        #: the index of the part whose ``normalize`` the combination uses (None: the softmax)
+        self.normalizer = normalizers[0] if normalizers else None
 
     @property
     def explicit_attention(self) -> bool:
@@ -126,6 +134,10 @@ class Combo(PositionalEncoding):
     def rotates(self) -> bool:
         return any(part.rotates for part in self.parts)
 
+    @property
+    def replaces_softmax(self) -> bool:
+        return self.normalizer is not None
+
     def without_position(self) -> PositionalEncoding:
         """The combination of the parts' position-free versions (e.g. [tupe, alibi] keeps TUPE's
         content scaling and drops both position terms)."""
@@ -133,9 +145,9 @@ class Combo(PositionalEncoding):
         off.compose(part.without_position() for part in self.parts)
         return off
 
-    def positions(self, pos: Tensor) -> Tensor:
+    def positions(self, pos: Tensor, tokens: Tensor | None = None) -> Tensor:
         for part in self.parts:
-            pos = part.positions(pos)
+            pos = part.positions(pos, tokens)
         return pos
 
     def embed(self, x: Tensor, pos: Tensor) -> Tensor:
@@ -150,6 +162,15 @@ class Combo(PositionalEncoding):
 
     def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
         return total(part.bias(q_pos, k_pos, layer) for part in self.parts)
+
+    def data_bias(self, x: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
+        return total(part.data_bias(x, q_pos, k_pos, layer) for part in self.parts)
+
+    def normalize(self, logits: Tensor, layer: int) -> Tensor:
+        """The normalisation of the one part that replaces the softmax (at most one may), else the softmax."""
+        if self.normalizer is None:
+            return super().normalize(logits, layer)
+        return self.parts[self.normalizer].normalize(logits, layer)
 
     def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
         return total(part.score(q, k, q_pos, k_pos, layer) for part in self.parts)

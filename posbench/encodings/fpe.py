@@ -118,7 +118,7 @@ class FPE(Wrapper):
         self.supports_causal = self.base.supports_causal
 
     # ---- the times -----------------------------------------------------------------------------
-    def positions(self, pos: Tensor) -> Tensor:
+    def positions(self, pos: Tensor, tokens: Tensor | None = None) -> Tensor:
         """Float times ``[B or 1, L]`` -> positions in ``unit``; integer indices (a stack that the
         model gives no times, seq2seq's decoder) pass unchanged."""
         return pos * self.scale if pos.is_floating_point() else pos

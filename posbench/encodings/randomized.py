@@ -113,7 +113,7 @@ class Randomized(Wrapper):
         self.supports_causal = self.base.supports_causal
 
     # ---- the random positions ----------------------------------------------------------------
-    def positions(self, pos: Tensor) -> Tensor:
+    def positions(self, pos: Tensor, tokens: Tensor | None = None) -> Tensor:
         if self.training or self.eval_positions == "random":
             length = pos.shape[-1]
             if length > self.max_random_len:
@@ -126,7 +126,7 @@ class Randomized(Wrapper):
             else:
                 seed = self.eval_seed
             pos = sorted_sample(length, self.max_random_len, seed, pos.device)
-        return self.base.positions(pos)
+        return self.base.positions(pos, tokens)
 
     def get_extra_state(self) -> dict:
         return {"seed": self.seed, "draws": self.draws}

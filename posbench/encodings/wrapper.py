@@ -22,6 +22,10 @@ class Wrapper(PositionalEncoding):
     def rotates(self) -> bool:
         return self.base.rotates
 
+    @property
+    def replaces_softmax(self) -> bool:
+        return self.base.replaces_softmax
+
     def without_position(self) -> PositionalEncoding:
         """The chosen positions switched off with the rest: the base's position-free version."""
         return self.base.without_position()
@@ -34,6 +38,12 @@ class Wrapper(PositionalEncoding):
 
     def bias(self, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
         return self.base.bias(q_pos, k_pos, layer)
+
+    def data_bias(self, x: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
+        return self.base.data_bias(x, q_pos, k_pos, layer)
+
+    def normalize(self, logits: Tensor, layer: int) -> Tensor:
+        return self.base.normalize(logits, layer)
 
     def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor | None:
         return self.base.score(q, k, q_pos, k_pos, layer)

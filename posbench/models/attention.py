@@ -22,7 +22,7 @@ dropout on the fused path: record in eval mode (``posbench.analysis`` does).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -49,15 +49,20 @@ def attend(
     layer: int,
     dropout: float,
     record: list[Tensor] | None = None,
+    x: Tensor | None = None,
 ) -> Tensor:
     """Attention output ``[B, heads, Lq, head_dim]`` with every attention-level hook applied.
     ``record``: a list the attention weights ``[B, heads, Lq, Lk]`` are appended to (detached),
-    computed explicitly beside the fused path (see the module docstring); None: nothing is kept."""
+    computed explicitly beside the fused path (see the module docstring); None: nothing is kept.
+    ``x``: self-attention's input ``[B, L, d_model]``, what ``data_bias`` reads (None in cross-attention)."""
     q_len, k_len = q.shape[-2], k.shape[-2]
     explicit = encoding.explicit_attention
     extra = encoding.score(q, k, q_pos, k_pos, layer) if explicit else None  # from the unrotated q, k
     q, k = encoding.rotate(q, k, q_pos, k_pos, layer)
     mask = encoding.bias(q_pos, k_pos, layer)
+    data = None if x is None else encoding.data_bias(x, q_pos, k_pos, layer)
+    if data is not None:
+        mask = data if mask is None else mask + data
     if mask is not None:
         mask = mask.to(q.dtype)
         if causal:
@@ -72,7 +77,7 @@ def attend(
         mask = causal_mask(q_len, k_len, q.device, q.dtype)
     if extra is not None:
         mask = extra if mask is None else mask + extra
-    weights = attention_weights(q, k, mask, dropout)
+    weights = attention_weights(q, k, mask, dropout, lambda logits: encoding.normalize(logits, layer))
     if record is not None:
         record.append(weights.detach())
     y = weights @ v
@@ -80,12 +85,17 @@ def attend(
     return y if extra_values is None else y + extra_values
 
 
-def attention_weights(q: Tensor, k: Tensor, extra_logits: Tensor | None, dropout: float) -> Tensor:
-    """softmax(q k^T / sqrt(d) + extra_logits), with dropout: what SDPA computes fused."""
+def attention_weights(
+    q: Tensor, k: Tensor, extra_logits: Tensor | None, dropout: float, normalize: Callable[[Tensor], Tensor] | None = None
+) -> Tensor:
+    """normalize(q k^T / sqrt(d) + extra_logits), with dropout: what SDPA computes fused when
+    ``normalize`` is the softmax (None); an encoding's ``normalize`` hook otherwise. The logits are
+    normalised in float32."""
     logits = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     if extra_logits is not None:
         logits = logits + extra_logits
-    weights = torch.softmax(logits.float(), dim=-1).to(q.dtype)
+    logits = logits.float()
+    weights = (torch.softmax(logits, dim=-1) if normalize is None else normalize(logits)).to(q.dtype)
     return F.dropout(weights, dropout, training=dropout > 0)
 
 
@@ -113,7 +123,7 @@ class SelfAttention(nn.Module):
         batch, length, _ = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         dropout = self.dropout if self.training else 0.0
-        return self.out(merge_heads(attend(q, k, v, encoding, pos, pos, causal, layer, dropout, self.record)))
+        return self.out(merge_heads(attend(q, k, v, encoding, pos, pos, causal, layer, dropout, self.record, x)))
 
 
 class CrossAttention(nn.Module):

@@ -37,7 +37,7 @@ from posbench.models.base import MODELS, SequenceModel
 ENCODING_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "encoding"
 
 #: Hooks with no meaning in cross-attention (it has no input embedding, block stream or own positions).
-NOT_IN_CROSS_ATTENTION = ("embed", "positions", "between_blocks", "ffn")
+NOT_IN_CROSS_ATTENTION = ("embed", "positions", "data_bias", "between_blocks", "ffn")
 
 
 def encoding_section(spec: str | dict | None, default: dict) -> dict:

@@ -62,7 +62,7 @@ class Transformer(nn.Module):
         each token's time on the shared timeline of the task's streams (``stream_times``), what an
         encoding that ``reads_time`` reads (without them, the index)."""
         index = self.default_positions(tokens, pos)
-        pos = self.encoding.positions(self.read_positions(index, coords, times))
+        pos = self.encoding.positions(self.read_positions(index, coords, times), None if tokens.is_floating_point() else tokens)
         context = None
         if self.cross_encoding is not None:
             context = Memory(memory, self.cross_encoding, index, self.default_positions(memory, None))

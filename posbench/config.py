@@ -98,6 +98,9 @@ class Reproduction:
     published: dict[str, float] = field(default_factory=dict)
     #: What the published numbers are (``MRR, 107M-parameter decoder, 3 seeds``).
     published_as: str = ""
+    #: The published claim per encoding label, in words with its paper (``alibi: Press et al.
+    #: 2022: ...``), for findings that are not one number (``summary: published`` shows them).
+    claims: dict[str, str] = field(default_factory=dict)
 
 
 class DeviceName(Check):
@@ -263,9 +266,11 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 
 def no_pe_config(cfg: dict) -> dict:
     """``cfg`` with every positional encoding switched off: its no-PE twin's configuration (the
-    model family says which of its own options hold encodings, e.g. seq2seq's cross_encoding)."""
+    model family says which of its own options hold encodings, e.g. seq2seq's cross_encoding).
+    The twin's encoding is NoPE's normalised section, every option at its default (plain NoPE:
+    ``logn_scale`` null), so that a plain ``encoding=none`` run is its own twin."""
     model = MODELS.get(cfg["model"]["name"]).without_pe(cfg["model"])
-    return {**cfg, "encoding": {"name": "none"}, "model": model}
+    return {**cfg, "encoding": ENCODINGS.check({"name": "none"}), "model": model}
 
 
 def is_pe_free(cfg: dict) -> bool:
@@ -275,6 +280,13 @@ def is_pe_free(cfg: dict) -> bool:
 
 def run_label(cfg: dict) -> str:
     """The name of a run's TensorBoard folder and checkpoint: its encoding; ``with_pe`` when that
-    is ``none`` but the model places an encoding elsewhere (the twin's folder is ``none``)."""
+    is ``none`` but the model places an encoding elsewhere (the twin's folder is ``none``); a
+    ``none`` with options of its own (``none(logn_scale=1)``) is named by its label, ``none-logn_scale=1``."""
     name = cfg["encoding"]["name"]
-    return "with_pe" if name == "none" and not is_pe_free(cfg) else name
+    if name != "none":
+        return name
+    if ENCODINGS.check(cfg["encoding"]) != no_pe_config(cfg)["encoding"]:
+        from posbench.labels import encoding, slug  # labels imports this module
+
+        return slug(encoding(cfg["encoding"]))
+    return name if is_pe_free(cfg) else "with_pe"

@@ -13,8 +13,9 @@ What is measured
 
 How
     Every 1D encoding in ``ENCODINGS.names()`` is measured (``none`` first; the 2D ones need an
-    image grid: ``scripts/bench_vit.py`` measures them), so newly registered
-    encodings appear automatically, with the attention path they take (``fused``: SDPA with the
+    image grid: ``scripts/bench_vit.py`` measures them), each followed by the options that change
+    its cost or its method (``VARIANTS``: p-RoPE, RoPE scalings, ALiBi on half the heads, soft
+    one-hot CoPE, log-n scaled NoPE), so newly registered encodings appear automatically, with the attention path they take (``fused``: SDPA with the
     bias as its float mask; ``explicit``: logits materialised for a content-position term) and
     their steps/s relative to ``none``; those without an x-transformers counterpart (or every encoding, when
     x-transformers is not importable) show '-' in the x-transformers columns. For each
@@ -63,7 +64,7 @@ D_MODEL, LAYERS, HEADS, FFN_MULT = 128, 2, 4, 4
 HEAD_DIM = D_MODEL // HEADS
 BATCH, LENGTH = 64, 64
 
-#: posbench encoding -> (TransformerWrapper keywords, Encoder/Decoder keywords), set explicitly
+#: posbench row -> (TransformerWrapper keywords, Encoder/Decoder keywords), set explicitly
 #: because x-transformers' defaults differ (partial rotary; ALiBi keeps the absolute embedding).
 XT_POSITION: dict[str, tuple[dict, dict]] = {
     "none": ({"use_abs_pos_emb": False}, {}),
@@ -71,8 +72,38 @@ XT_POSITION: dict[str, tuple[dict, dict]] = {
     "learned": ({"use_abs_pos_emb": True}, {}),
     "rope": ({"use_abs_pos_emb": False}, {"rotary_pos_emb": True, "rotary_emb_dim": HEAD_DIM}),
     "alibi": ({"use_abs_pos_emb": False}, {"alibi_pos_bias": True}),
+    "alibi(heads_fraction=0.5)": ({"use_abs_pos_emb": False}, {"alibi_pos_bias": True, "alibi_num_heads": HEADS // 2}),
     "t5": ({"use_abs_pos_emb": False}, {"rel_pos_bias": True}),
+    "fox": ({"use_abs_pos_emb": False}, {"attn_data_dependent_alibi": True}),
+    "pope": ({"use_abs_pos_emb": False}, {"polar_pos_emb": True}),
+    "cope": ({"use_abs_pos_emb": False}, {"attn_use_cope": True, "attn_cope_max_pos": 64}),
+    "cope(soft_onehot=true)": (
+        {"use_abs_pos_emb": False}, {"attn_use_cope": True, "attn_cope_max_pos": 64, "attn_cope_soft_onehot_pos": True}
+    ),
 }
+
+#: Options measured beside the defaults: row label -> the encoding's config section.
+VARIANTS: dict[str, dict] = {
+    "rope(p=0.75)": {"name": "rope", "p": 0.75},
+    "rope(scaling=yarn)": {"name": "rope", "scaling": "yarn", "factor": 2.0, "original_max_len": 32},
+    "rope(scaling=llama3)": {"name": "rope", "scaling": "llama3", "factor": 2.0, "original_max_len": 32},
+    "rope(scaling=dynamic_ntk)": {"name": "rope", "scaling": "dynamic_ntk", "factor": 2.0, "original_max_len": 32},
+    "alibi(heads_fraction=0.5)": {"name": "alibi", "heads_fraction": 0.5},
+    "cope(soft_onehot=true)": {"name": "cope", "soft_onehot": True},
+    "none(logn_scale=1)": {"name": "none", "logn_scale": 1.0},
+}
+
+
+def rows() -> list[tuple[str, dict]]:
+    """Every 1D encoding with its default options (``none`` first: the baseline), each followed by
+    its measured option variants."""
+    names = sorted(ENCODINGS.names(), key=lambda name: name != "none")
+    return [
+        (label, section)
+        for name in names
+        for label, section in [(name, {"name": name}), *((k, v) for k, v in VARIANTS.items() if v["name"] == name)]
+    ]
+
 
 FOOTNOTES = [
     "x-transformers runs its default attention (attn_flash=False: explicit einsum + softmax); "
@@ -85,22 +116,24 @@ FOOTNOTES = [
     "max_seq_len=64 rows: most of the parameter difference.",
     "rope: full rotary on both (rotary_emb_dim=32); x-transformers rotates adjacent feature pairs, "
     "posbench half-split pairs.",
+    "fox: x-transformers' data_dependent_alibi (the Forgetting Transformer's gates); pope: its "
+    "polar_pos_emb; cope: its use_cope (max_pos 64; posbench's table has npos_max + 1 = 65 rows).",
     "alibi (encoder): bidirectional x-transformers ALiBi is symmetric in |i - j|; posbench uses one "
     "slope per direction (identical under a causal mask).",
 ]
 
 
-def posbench_net(model: str, encoding: str, vocab: int) -> nn.Module:
+def posbench_net(model: str, section: dict, vocab: int) -> nn.Module:
     """posbench's Transformer stack: ``vocab + 2`` input tokens (SEP, BLANK), ``vocab`` outputs."""
     family = MODELS.get(model)(
-        vocab, {"name": encoding}, d_model=D_MODEL, layers=LAYERS, heads=HEADS, ffn_mult=FFN_MULT, dropout=0.0
+        vocab, section, d_model=D_MODEL, layers=LAYERS, heads=HEADS, ffn_mult=FFN_MULT, dropout=0.0
     )
     return family.net
 
 
-def xt_net(model: str, encoding: str, vocab: int) -> nn.Module:
+def xt_net(model: str, label: str, vocab: int) -> nn.Module:
     """The matching x-transformers network, extras left at (or set to) their plain defaults."""
-    wrapper_kwargs, layer_kwargs = XT_POSITION[encoding]
+    wrapper_kwargs, layer_kwargs = XT_POSITION[label]
     layers_cls = XDecoder if model == "decoder" else XEncoder
     layers = layers_cls(
         dim=D_MODEL,
@@ -166,29 +199,29 @@ def main() -> None:
 
     below = []
     none_rate = None
-    for encoding in sorted(ENCODINGS.names(), key=lambda name: name != "none"):  # none first: the baseline
-        cls = ENCODINGS.get(encoding)
+    for label, section in rows():
+        cls = ENCODINGS.get(section["name"])
         if cls.axes == 2:  # image grid coordinates: measured on the ViT by scripts/bench_vit.py
             continue
         if cls.reads_time:  # needs a task made of streams; on their timeline it costs what its base costs
-            print(ROW.format(encoding, "as its base", *["-"] * 7), flush=True)
+            print(ROW.format(label, "as its base", *["-"] * 7), flush=True)
             continue
         if not (cls.supports_causal if args.model == "decoder" else cls.supports_bidirectional):
-            print(ROW.format(encoding, f"not for {args.model}", *["-"] * 7), flush=True)
+            print(ROW.format(label, f"not for {args.model}", *["-"] * 7), flush=True)
             continue
         torch.manual_seed(args.seed)
-        net = posbench_net(args.model, encoding, args.vocab)
+        net = posbench_net(args.model, section, args.vocab)
         trainers = {"posbench": Trainer(net, net, tokens, targets, args.lr)}
-        if TransformerWrapper is not None and encoding in XT_POSITION:
+        if TransformerWrapper is not None and label in XT_POSITION:
             torch.manual_seed(args.seed)
-            peer = xt_net(args.model, encoding, args.vocab)
+            peer = xt_net(args.model, label, args.vocab)
             trainers["xt"] = Trainer(peer, peer, tokens, targets, args.lr)
         rates = measure(trainers, args.warmup, args.repeats, args.steps)
 
         rate = statistics.median(rates["posbench"])
-        none_rate = rate if encoding == "none" else none_rate
+        none_rate = rate if label == "none" else none_rate
         first = [
-            encoding,
+            label,
             "explicit" if trainers["posbench"].net.encoding.explicit_attention else "fused",
             f"{rate:.2f}",
             f"{rate / none_rate:.2f}x",
@@ -199,7 +232,7 @@ def main() -> None:
             continue
         cells, slow = peer_columns(rates["posbench"], rates["xt"])
         if slow:
-            below.append(encoding)
+            below.append(label)
         row = ROW.format(*first, *cells, posbench_params, trainers["xt"].params)
         print(row + below_mark(slow), flush=True)
 

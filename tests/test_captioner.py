@@ -151,7 +151,7 @@ def test_the_twin_switches_off_both_sides_and_labels_show_the_image_side(tmp_pat
     cfg = config.normalise(compose(["model=captioner", "task=shapes_caption", "encoding=rope"], tmp_path))
     assert label(cfg) == "rope image_encoding=sincos2d"
     twin = no_pe_config(cfg)
-    assert twin["encoding"] == {"name": "none"}
+    assert twin["encoding"] == {"name": "none", "logn_scale": None}  # NoPE normalised
     assert twin["model"]["image_encoding"] == "none" and twin["model"]["cross_encoding"] == "none"
     assert label(twin) == "none image_encoding=none"
     assert config.run_label({**cfg, "encoding": {"name": "none"}}) == "with_pe"

@@ -77,6 +77,7 @@ def test_ruoss2023_smoke_runs_each_arm_and_ends_with_the_randomized_gain(tmp_pat
     ("zhou2024_addition", "smoke", 1), ("zhou2024_addition", "cpu", 3), ("zhou2024_addition", "paper", 5),
     ("captioning_pe", "smoke", 4), ("captioning_pe", "cpu", 8), ("captioning_pe", "paper", 20),
     ("vit_small_pe", "smoke", 7), ("vit_small_pe", "cpu", 28),
+    ("pe2025", "smoke", 16), ("pe2025", "cpu", 32), ("pe2025", "paper", 80),
 ])
 def test_an_experiments_budget_plans_every_job_valid(tmp_path, monkeypatch, name, budget, jobs):
     # kazemnejad2023 and ruoss2023 at cpu and paper plan 84-363 jobs (a minute or more each: checked by
@@ -248,6 +249,24 @@ def test_by_seed_lists_every_seed_and_the_best_at_the_longest_length(tmp_path):
     assert "| randomized | 2 | 1.000 | 0.900 |\n| randomized | 10 | 1.000 | 0.200 |" in text  # seeds in numeric order
     assert "Best seed at len25: 0.900; reported: 0.980 (the paper)." in text
     assert "metric: seq_acc" in text  # the experiment's metric is the report's default
+
+
+def test_published_claims_stand_beside_each_label_and_replace_an_empty_reported_column(tmp_path):
+    spec = dict(SPEC, summary="published", claims={"alibi": "Press et al.: trains short, tests long", "rope(p=0.75)": "B: better"})
+    write_run(tmp_path, "a", "alibi", "copy", 0, {20: 0.8, 30: 0.6}, spec)
+    write_run(tmp_path, "b", "rope(p=0.75)", "copy", 0, {20: 0.4}, spec, encoding={"name": "rope", "p": 0.75})
+    write_run(tmp_path, "c", "none", "copy", 0, {20: 0.1}, spec)
+    text = write_report(tmp_path, plots=False)
+    assert "| label | copy | published claim |" in text  # no numbers published: no "reported" column
+    assert "| alibi | 0.700 (n=1) | Press et al.: trains short, tests long |" in text  # mean over 20 and 30
+    assert "| rope(p=0.75) | 0.400 (n=1) | B: better |" in text and "| none | 0.100 (n=1) | — |" in text
+    spec = dict(spec, published={"none": 0.2})
+    write_run(tmp_path, "d", "none", "copy", 1, {20: 0.3}, spec)
+    for name in "abc":
+        (tmp_path / name / "results.json").unlink()
+        (tmp_path / name).rmdir()
+    text = write_report(tmp_path, plots=False)
+    assert "| label | copy | reported | published claim |" in text and "| none | 0.300 (n=1) | 0.2 | — |" in text
 
 
 def test_runs_of_no_experiment_or_of_several_get_no_reproduction_section(tmp_path):

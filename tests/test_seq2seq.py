@@ -180,7 +180,7 @@ def test_the_no_pe_twin_switches_off_every_encoding_of_the_family(tiny_cfg, tmp_
 
     cfg = tiny_cfg("model=seq2seq", "encoding=rope", "model.decoder_encoding=alibi", "model.cross_encoding=t5")
     twin = config.no_pe_config(cfg)
-    assert twin["encoding"] == {"name": "none"}
+    assert twin["encoding"] == {"name": "none", "logn_scale": None}  # NoPE normalised
     assert twin["model"]["decoder_encoding"] is None and twin["model"]["cross_encoding"] == "none"
     assert config.no_pe_config(twin) == twin
     assert config.no_pe_config(tiny_cfg("model=seq2seq", "encoding=none")) == tiny_cfg("model=seq2seq", "encoding=none")

@@ -136,6 +136,15 @@ class PositionalEncoding(nn.Module):
     #: ``rotate`` replaces queries and keys by codes of another size (SPE's random features), on
     #: which no other encoding's rotation can act (``encoding=combo`` refuses such a pair).
     replaces_queries_keys: bool = False
+    #: ``rotate`` turns each (half-split) feature pair by an angle linear in the position (RoPE and
+    #: its variants): two such rotations compose into one that still depends on the offset alone.
+    #: False for a rotation that does not commute with them (LieRE's learned dense rotations):
+    #: ``encoding=combo`` is then not shift-invariant beside another rotating part.
+    commuting_rotation: bool = True
+    #: The ``positions`` hook hands the other hooks positions that only this encoding reads, not one
+    #: index per token (BiPE's (index within segment, segment index) pairs): ``encoding=combo``
+    #: refuses it beside other parts, which would read them.
+    private_positions: bool = False
 
     def __init__(self, shape: AttentionShape):
         super().__init__()

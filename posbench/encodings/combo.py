@@ -18,7 +18,8 @@ contract of ``score``, posbench/encodings/base.py): in ``[rope, shaw]`` Shaw's `
 (Shaw et al. 2018, eq. 5) is computed on the position-free ``q_i``, while RoPE rotates the ``q, k``
 of the content logits. The combination is shift-invariant when every part is (sums of
 shift-invariant logit terms are; rotary parts rotate each feature pair by an angle linear in the
-position, so their composition is again a function of the offset), it supports a mode when every
+position, so their composition is again a function of the offset; LieRE's learned rotation does not
+commute with theirs, ``commuting_rotation``, so beside another rotating part it is not), it supports a mode when every
 part does, and it can represent as many positions as its tightest part. Attention stays on the
 fused SDPA path unless some part itself needs the explicit one: ``explicit_attention`` asks the
 parts instead of looking at which methods this class overrides.
@@ -94,6 +95,12 @@ class Combo(PositionalEncoding):
                 "parts that read the same kind"
             )
         for part in self.parts:
+            if part.private_positions and len(self.parts) > 1:
+                other = next(other for other in self.parts if other is not part)
+                raise ConfigError(
+                    f"encoding=combo cannot hold {part.name} beside {other.name}: {part.name}'s positions hook hands "
+                    f"every part positions of its own kind, which {other.name} does not read; use {part.name} alone"
+                )
             bounded = [other.name for other in self.parts if other is not part and other.max_positions() is not None]
             if remaps_positions(part) and bounded:
                 raise ConfigError(
@@ -105,7 +112,7 @@ class Combo(PositionalEncoding):
             if part.replaces_queries_keys and rotating:
                 raise ConfigError(
                     f"encoding=combo cannot combine {part.name} with {rotating[0]}: {part.name} replaces queries and "
-                    f"keys by random-feature codes of another size, so no other rotation can act on the same "
+                    f"keys by codes of another size, so no other rotation can act on the same "
                     f"queries and keys; keep one of the two"
                 )
 
@@ -113,7 +120,10 @@ class Combo(PositionalEncoding):
         """Hold ``parts`` (built encodings) and take from them the properties of the combination."""
         self.parts = nn.ModuleList(parts)
         self.axes = max(part.axes for part in self.parts)
-        self.shift_invariant = all(part.shift_invariant for part in self.parts)
+        rotating = [part for part in self.parts if part.rotates]
+        self.shift_invariant = all(part.shift_invariant for part in self.parts) and (
+            len(rotating) < 2 or all(part.commuting_rotation for part in rotating)
+        )
         self.supports_bidirectional = all(part.supports_bidirectional for part in self.parts)
         self.supports_causal = all(part.supports_causal for part in self.parts)
         self.replaces_queries_keys = any(part.replaces_queries_keys for part in self.parts)

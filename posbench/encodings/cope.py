@@ -32,6 +32,20 @@ Conventions (documented choices):
   defines and evaluates CoPE for decoders only. A bidirectional version would need a choice the
   paper does not make (how to count, and tell apart, keys to the right), so it is refused.
 
+Soft one-hot lookup (option ``soft_onehot``, default false; x-transformers' variant, ``CoPE(...,
+soft_onehot=True)``, not in Golovneva et al.): instead of eq. 5's interpolation between the two
+neighbouring rows, every row n = 0 .. npos_max is weighted by a softmax over the table of the
+negative distance to the (clipped) contextual position, at temperature ``temperature`` (T):
+
+    w_ij[n]  = softmax_n(-|p_ij - n| / T)
+    score_ij = sum_n w_ij[n] q_i . e[n] / sqrt(d)
+
+T -> 0 makes the weights one-hot at the nearest integer (a rounding lookup, q_i . e[round(p_ij)]:
+not eq. 5's interpolation, which it equals only at integer p_ij; at a half-integer the two
+neighbours share the weight); a large T averages the whole table. The default T = 0.05 is
+x-transformers'. The weights ``[B, heads, Lq, Lk, npos_max + 1]`` are materialised, as there:
+``npos_max + 1`` times the memory of the interpolated lookup.
+
 CoPE never reads the integer positions: shifting them all changes nothing (shift-invariant), while
 the counts still give the model order information through the causal prefix.
 """
@@ -42,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
-from posbench.schema import PositiveInt
+from posbench.schema import PositiveFloat, PositiveInt
 
 
 @ENCODINGS.register("cope")
@@ -52,9 +66,18 @@ class CoPE(PositionalEncoding):
     shift_invariant = True
     supports_bidirectional = False
 
-    def __init__(self, shape: AttentionShape, npos_max: PositiveInt = 64):
+    def __init__(
+        self,
+        shape: AttentionShape,
+        npos_max: PositiveInt = 64,
+        soft_onehot: bool = False,
+        temperature: PositiveFloat = 0.05,
+    ):
+        """``temperature``: of the soft one-hot weights (used only with ``soft_onehot``)."""
         super().__init__(shape)
         self.npos_max = npos_max
+        self.soft_onehot = bool(soft_onehot)
+        self.temperature = float(temperature)
         # e[layer, n] for n = 0 .. npos_max, zero at initialisation (reference code)
         self.table = nn.Parameter(torch.zeros(shape.layers, self.npos_max + 1, shape.head_dim))
 
@@ -70,6 +93,11 @@ class CoPE(PositionalEncoding):
     def score(self, q: Tensor, k: Tensor, q_pos: Tensor, k_pos: Tensor, layer: int) -> Tensor:
         pos = self.contextual_positions(q, k)
         at_integers = q.float() @ self.table[layer].float().T  # q_i . e[n], [B, heads, Lq, npos_max + 1]
+        if self.soft_onehot:
+            rows = torch.arange(self.npos_max + 1, device=q.device, dtype=pos.dtype)
+            weights = torch.softmax(-(pos[..., None] - rows).abs() / self.temperature, dim=-1)
+            looked_up = torch.einsum("bhijn,bhin->bhij", weights, at_integers)
+            return (looked_up * q.shape[-1] ** -0.5).to(q.dtype)
         floor = pos.floor()
         w = pos - floor  # differentiable; floor/ceil indices are not
         lower = at_integers.gather(-1, floor.long())

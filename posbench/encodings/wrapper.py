@@ -26,6 +26,10 @@ class Wrapper(PositionalEncoding):
     def replaces_softmax(self) -> bool:
         return self.base.replaces_softmax
 
+    @property
+    def private_positions(self) -> bool:
+        return self.base.private_positions
+
     def without_position(self) -> PositionalEncoding:
         """The chosen positions switched off with the rest: the base's position-free version."""
         return self.base.without_position()

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from posbench.encodings.base import NO_POSITION, PositionalEncoding, grid_coordinates
 
 #: The hooks through which position can enter a model (``posbench.encodings.base``).
-HOOKS = ("positions", "embed", "rotate", "bias", "score", "value", "between_blocks", "ffn")
+HOOKS = ("positions", "embed", "rotate", "bias", "data_bias", "score", "normalize", "value", "between_blocks", "ffn")
 
 
 def overrides(encoding: PositionalEncoding, hook: str) -> bool:

@@ -12,7 +12,8 @@ the paper reports it. The experiment writes ``reproduction`` into each run's con
   beyond training (Ruoss et al. 2023, Table 1). ``published``: ``mean_gain`` in points.
 * ``by_seed``: every seed at every evaluation length (Zhou et al. 2024 report the spread over
   seeds). ``published``: ``best`` (the best seed at the longest length).
-* ``published``: the metric per label beside the reported value (``published``: label -> value).
+* ``published``: the metric per label beside the reported value (``published``: label -> value)
+  and, when the experiment states them (``claims``: label -> sentence), each label's published claim.
 
 Scores "beyond training" are the mean of the metric over the evaluation lengths (image sizes)
 above the training range; with ``beyond: false`` the in-distribution test set's metric.
@@ -194,13 +195,19 @@ def by_seed(grid: Grid, spec: dict, scorer) -> list[str]:
 
 
 def published(grid: Grid, spec: dict, scorer) -> list[str]:
-    """The metric per label and task beside the reported value."""
+    """The metric per label and task beside the reported value, and the reported claim in words
+    when the experiment gives one (``claims``)."""
     stats = _stats(grid, scorer)
+    claims = spec.get("claims") or {}
+    reported = bool(spec["published"]) or not claims
     rows = [
-        [shown(grid, label), *(stats[row, label].cell(Metric("acc")) for row in grid.rows), _published(spec["published"], shown(grid, label))]
+        [shown(grid, label), *(stats[row, label].cell(Metric("acc")) for row in grid.rows)]
+        + ([_published(spec["published"], shown(grid, label))] if reported else [])
+        + ([claims.get(shown(grid, label), "—")] if claims else [])
         for label in grid.labels
     ]
-    return [markdown(["label", *(grid.name(row) for row in grid.rows), "reported"], rows)]
+    header = ["label", *(grid.name(row) for row in grid.rows), *(["reported"] if reported else []), *(["published claim"] if claims else [])]
+    return [markdown(header, rows)]
 
 
 SUMMARIES: dict[str, Callable[[Grid, dict, Callable], list[str]]] = {

@@ -159,6 +159,8 @@ def test_cope_soft_onehot_options_are_checked():
         ENCODINGS.build({"name": "cope", "soft_onehot": True, "temperature": 0.0}, shape())
     with pytest.raises(ConfigError, match=r"encoding.soft_onehot=maybe is not true or false"):
         ENCODINGS.build({"name": "cope", "soft_onehot": "maybe"}, shape())
+    with pytest.raises(ConfigError, match=r"encoding=cope: temperature=0.5 is read only with soft_onehot=true; leave it at 0.05"):
+        ENCODINGS.build({"name": "cope", "temperature": 0.5}, shape())
 
 
 # ---- NoPE with SSMax's log-n scaling ---------------------------------------------------------------
@@ -449,3 +451,28 @@ def test_bad_values_on_the_command_line_are_one_line(args, expected, tmp_path, m
     assert len(lines) == 1 and lines[0].startswith("posbench: error: ") and expected in lines[0], err
     assert "Traceback" not in out + err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("temperature", [1e-3, 0.05, 0.5, 10.0])
+def test_soft_onehot_running_sums_equal_the_materialised_softmax_weights(temperature):
+    """The factorised lookup equals sum_n softmax_n(-|p - n| / T) s_n computed with the weights
+    materialised in float64, in value (also at p = 0, the table's end and half-integers) and in its
+    gradient with respect to p (away from integers, where |p - n| has a kink)."""
+    from posbench.encodings.cope import soft_onehot_lookup
+
+    torch.manual_seed(0)
+    scores, pos = torch.randn(2, 3, 5, 17), torch.rand(2, 3, 5, 7) * 16
+    pos[0, 0, 0, :3] = torch.tensor([0.0, 16.0, 7.5])
+    rows = torch.arange(17, dtype=torch.float64)
+
+    def materialised(p):
+        weights = torch.softmax(-(p[..., None] - rows).abs() / temperature, dim=-1)
+        return torch.einsum("bhijn,bhin->bhij", weights, scores.double())
+
+    torch.testing.assert_close(soft_onehot_lookup(scores, pos, temperature).double(), materialised(pos.double()), atol=1e-6, rtol=1e-5)
+    smooth = (pos.floor() + 0.05 + 0.9 * torch.rand_like(pos)).clamp(max=15.9)
+    ours = smooth.clone().requires_grad_()
+    theirs = smooth.double().requires_grad_()
+    (grad_ours,) = torch.autograd.grad(soft_onehot_lookup(scores, ours, temperature).sum(), ours)
+    (grad_theirs,) = torch.autograd.grad(materialised(theirs).sum(), theirs)
+    torch.testing.assert_close(grad_ours.double(), grad_theirs, atol=1e-4, rtol=1e-4)

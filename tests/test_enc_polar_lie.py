@@ -207,6 +207,7 @@ def test_pope_model_trains_and_runs_with_position_off():
         ({"rotary_fraction": 1.5}, r"encoding.rotary_fraction=1.5 must be <= 1"),
         ({"base": 1.0}, r"encoding.base=1.0 must be > 1"),
         ({"bias_init": "random"}, r"encoding.bias_init=random must be one of zeros, uniform"),
+        ({"bias_init": "uniform", "learned_bias": False}, r"encoding=pope: bias_init=uniform is read only with learned_bias=true"),
     ],
 )
 def test_pope_invalid_options(options, message):
@@ -412,6 +413,8 @@ def test_liere_without_position_is_nope():
         ({"init": "rope", "block_size": 8}, None),
         ({"init": "identity"}, r"encoding.init=identity must be one of uniform, rope"),
         ({"init_range": 0.0}, r"encoding.init_range=0.0 must be > 0"),
+        ({"init": "rope", "init_range": 0.5}, r"encoding=liere: init_range=0.5 is read only with init=uniform; leave it at null"),
+        ({"base": 500.0}, r"encoding=liere: base=500.0 is read only with init=rope; leave it at 10000.0"),
     ],
 )
 def test_liere_invalid_options(options, message):
@@ -461,6 +464,8 @@ def test_liere_beside_another_rotation_is_declared_and_is_not_shift_invariant():
     assert not both.shift_invariant
     assert ENCODINGS.build({"name": "combo", "parts": ["liere", "alibi"]}, attn).shift_invariant
     assert ENCODINGS.build({"name": "combo", "parts": ["rope", "alibi"]}, attn).shift_invariant
+    wrapped = {"name": "randomized", "base": "liere", "max_random_len": 64}
+    assert not ENCODINGS.build({"name": "combo", "parts": [wrapped, "rope"]}, attn).shift_invariant  # through the wrapper
     q, k = torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8)
     pos = torch.arange(6)[None]
     logits = [(lambda r: r[0] @ r[1].transpose(-2, -1))(both.rotate(q, k, pos + shift, pos + shift)) for shift in (0, 5)]

@@ -82,6 +82,7 @@ from torch import Tensor, nn
 
 from posbench.errors import ConfigError
 from posbench.registry import Registry
+from posbench.schema import show
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,23 @@ class PositionalEncoding(nn.Module):
 
 
 ENCODINGS: Registry[PositionalEncoding] = Registry("encoding")
+
+
+def overrides(encoding: PositionalEncoding, hook: str) -> bool:
+    """Whether ``encoding``'s class overrides ``hook`` (for ``rotate``: ``encoding.rotates``, which a
+    wrapper or combination answers for what it holds)."""
+    if hook == "rotate":
+        return encoding.rotates
+    return getattr(type(encoding), hook) is not getattr(PositionalEncoding, hook)
+
+
+def refuse_unread(encoding: str, option: str, value, default, reader: str) -> None:
+    """Refuse ``option`` set away from its ``default`` in a configuration that does not read it
+    (``reader``: what does, e.g. ``soft_onehot=true``), so that no run silently ignores an option."""
+    if value != default:
+        raise ConfigError(
+            f"encoding={encoding}: {option}={show(value)} is read only with {reader}; leave it at {show(default)}"
+        )
 
 
 #: The coordinates of a token without a grid position (the class token) for a 2D encoding.

@@ -53,7 +53,9 @@ whole sequence is then one segment. A stack that reads vectors has no token ids:
 (``model=vit``, an image encoder) ``separator`` is refused when built; ``model=prefix_captioner``'s
 one stack reads vectors too (its image patches), but nothing tells the encoding so when it is built,
 so there ``separator`` leaves one segment: use ``segment_size``. No other encoding can read the
-pairs, so ``encoding=combo`` refuses ``bipe`` beside other parts (``private_positions``).
+pairs, so ``encoding=combo`` refuses ``bipe`` beside other parts (``private_positions``). On a ViT,
+``segment_size`` cuts the raster order as a 1D encoding reads it: the class token is index 0, so
+with ``segment_size`` equal to the grid's side the segments are offset by one token from the rows.
 
 Table size: a ``learned`` intra part represents indices ``0 .. max_len - 1`` within a segment. With
 ``segment_size`` that is checked when built (``segment_size <= max_len``), and any sequence length

@@ -68,7 +68,7 @@ from typing import Annotated, Literal
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, refuse_unread
 from posbench.errors import ConfigError
 from posbench.schema import FrequencyBase, PositiveFloat, Range
 
@@ -99,6 +99,10 @@ class LieRE(PositionalEncoding):
         base: FrequencyBase = 10000.0,
     ):
         super().__init__(shape)
+        if init == "rope":
+            refuse_unread(self.name, "init_range", init_range, None, "init=uniform")
+        else:
+            refuse_unread(self.name, "base", base, 10000.0, "init=rope")
         head_dim = shape.head_dim
         size = head_dim if block_size is None else block_size
         if head_dim < 2:
@@ -171,7 +175,8 @@ class LieRE(PositionalEncoding):
         if layer > 0 and cached is not None and all(a is b for a, b in zip(cached[0][:2], key[:2])) and cached[0][2:] == key[2:]:
             return cached[1]
         result = self.distinct(q_pos, k_pos, layer)
-        self._cache = (key, result)
+        # the last layer drops it: no forward's rotations (nor their autograd graph) outlive it
+        self._cache = None if layer == self.shape.layers - 1 else (key, result)
         return result
 
     @staticmethod

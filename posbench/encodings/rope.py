@@ -83,7 +83,7 @@ from typing import Annotated, Literal
 import torch
 from torch import Tensor
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, refuse_unread
 from posbench.encodings.sinusoidal import inverse_frequencies
 from posbench.errors import ConfigError
 from posbench.schema import FrequencyBase, PositiveFloat, Range, show
@@ -245,11 +245,8 @@ class RoPE(PositionalEncoding):
     def _check_scaling(self, scaling: str, values: dict, scale: float, ntk_alpha: float, rotated: int) -> None:
         """Refuse a ``scaling`` without what it needs, with ``scale``/``ntk_alpha``, or with options it ignores."""
         for option, (users, default) in SCALING_OPTIONS.items():
-            if scaling not in users and values[option] != default:
-                raise ConfigError(
-                    f"encoding={self.name}: {option}={show(values[option])} is read only with scaling="
-                    f"{' or '.join(users)}, not scaling={scaling}; leave it at {show(default)}"
-                )
+            if scaling not in users:
+                refuse_unread(self.name, option, values[option], default, f"scaling={' or '.join(users)}, not scaling={scaling}")
         if scaling == "none":
             return
         if scale != 1.0 or ntk_alpha != 1.0:

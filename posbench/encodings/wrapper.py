@@ -30,6 +30,10 @@ class Wrapper(PositionalEncoding):
     def private_positions(self) -> bool:
         return self.base.private_positions
 
+    @property
+    def commuting_rotation(self) -> bool:
+        return self.base.commuting_rotation
+
     def without_position(self) -> PositionalEncoding:
         """The chosen positions switched off with the rest: the base's position-free version."""
         return self.base.without_position()

@@ -1,8 +1,9 @@
 """Multi-head attention in which the positional encoding acts only through its hooks.
 
-Rotation and additive bias go through ``torch.nn.functional.scaled_dot_product_attention`` (the
-bias, plus the causal mask where needed, as a float ``attn_mask``). Only an encoding with a
-content-position ``score`` or ``value`` term takes the explicit path, which materialises the logits;
+Rotation and additive biases (``bias``, and ``data_bias`` computed from self-attention's input) go
+through ``torch.nn.functional.scaled_dot_product_attention`` (their sum, plus the causal mask where
+needed, as a float ``attn_mask``). Only an encoding with a content-position ``score`` or ``value``
+term, or one that replaces the softmax (``normalize``), takes the explicit path, which materialises the logits;
 ``score`` is computed from the queries and keys as projected, before ``rotate`` (the content logits
 ``q . k`` use the rotated ones), so a relative term of a combination such as ``[rope, shaw]`` stays
 relative.

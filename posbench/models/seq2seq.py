@@ -31,6 +31,7 @@ import yaml
 from torch import Tensor
 
 from posbench.encodings import ENCODINGS, PositionalEncoding
+from posbench.encodings.base import overrides as overrides_hook
 from posbench.errors import ConfigError
 from posbench.models.base import MODELS, SequenceModel
 
@@ -145,4 +146,4 @@ def overrides(encoding: PositionalEncoding, hook: str) -> bool:
     parts = getattr(encoding, "parts", None)
     if parts is not None:
         return any(overrides(part, hook) for part in parts)
-    return getattr(type(encoding), hook) is not getattr(PositionalEncoding, hook)
+    return overrides_hook(encoding, hook)

@@ -18,17 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import NO_POSITION, PositionalEncoding, grid_coordinates
+from posbench.encodings.base import NO_POSITION, PositionalEncoding, grid_coordinates, overrides
 
 #: The hooks through which position can enter a model (``posbench.encodings.base``).
 HOOKS = ("positions", "embed", "rotate", "bias", "data_bias", "score", "normalize", "value", "between_blocks", "ffn")
-
-
-def overrides(encoding: PositionalEncoding, hook: str) -> bool:
-    """Whether ``encoding``'s class overrides ``hook`` (for ``rotate``: ``encoding.rotates``)."""
-    if hook == "rotate":
-        return encoding.rotates
-    return getattr(type(encoding), hook) is not getattr(PositionalEncoding, hook)
 
 
 def inner_encodings(encoding: PositionalEncoding) -> list[tuple[str, PositionalEncoding]]:

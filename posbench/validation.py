@@ -38,9 +38,6 @@ TRAINING_BYTES_PER_PARAMETER = 16
 #: Float32 activations kept per token and layer for the backward pass, in units of d_model
 #: (q, k, v, attention output, two norms, residuals) plus 2 * ffn_mult for the feed-forward.
 ACTIVATIONS_PER_TOKEN = 10
-#: Attention logits and weights (float32) per (head, query, key) that the explicit attention path
-#: materialises, kept for the backward pass in training; the fused path (SDPA) keeps none.
-EXPLICIT_ATTENTION_BYTES = 8
 #: Sequences scored at once (``posbench.training.evaluate.score``).
 EVAL_BATCH = 512
 
@@ -102,14 +99,14 @@ def validate(cfg: dict, run_dir: Path, launcher: dict | None = None, slot: Slot 
     check_folder("twin_cache", Path(cfg["twin_cache"]))
     available = None if elsewhere else memory_bytes(device)  # another machine's memory is not known here
     task = config.build_task(cfg)
-    check_memory(cfg, task, rough_parameters(cfg, task), False, device, available)
+    check_memory(cfg, task, rough_parameters(cfg, task), 0, device, available)
     try:
         model = config.build_model(cfg, task, meta=True)
     except (RuntimeError, OverflowError) as err:  # sizes beyond what torch can even describe
         raise ConfigError(f"the model cannot be built with these sizes: {first_line(err)}") from None
     parameters = parameter_counts(model)
-    explicit = any(stack.encoding.explicit_attention for stack in model.stacks())
-    check_memory(cfg, task, parameters["total"], explicit, device, available)
+    pair_bytes = max(stack.encoding.pair_bytes() for stack in model.stacks())
+    check_memory(cfg, task, parameters["total"], pair_bytes, device, available)
     meaning = config.semantic(cfg, device, threads, task)
     needs_twin = cfg["compare_nope"] or config.is_pe_free(cfg)
     twin_meaning = config.semantic(config.no_pe_config(cfg), device, threads, task) if needs_twin else None
@@ -140,12 +137,13 @@ def rough_parameters(cfg: dict, task: Task) -> int:
     return layers * d * d * (4 + 2 * ffn) + 2 * (task.n_symbols + 2) * d + stem
 
 
-def memory_estimate(cfg: dict, task: Task, parameters: int, explicit: bool) -> dict[str, int]:
+def memory_estimate(cfg: dict, task: Task, parameters: int, pair_bytes: int) -> dict[str, int]:
     """Rough peak bytes of the things a run holds at once, by what decides each: the parameters
     with their optimizer state, the training activations of one batch (every stack the family runs
     an example through, and an image stem), the evaluation sets (stored whole) plus one scored
-    batch, and a dataset the task keeps on the device. ``explicit``: some attention takes the
-    explicit path, which materialises logits quadratic in the sequence length."""
+    batch, and a dataset the task keeps on the device. ``pair_bytes``: what an attention layer keeps
+    per head and (query, key) pair beyond the fused path (``PositionalEncoding.pair_bytes``: logits
+    on the explicit path, a data-dependent bias, an MLP over the pairs), quadratic in the length."""
     model, trainer = cfg["model"], cfg["trainer"]
     d, heads = model["d_model"], model["heads"]
     family = MODELS.get(model["name"])
@@ -154,8 +152,7 @@ def memory_estimate(cfg: dict, task: Task, parameters: int, explicit: bool) -> d
         total = 0
         for tokens, layers in family.stacks_of(model, task.source_len(length), task.target_len(length)):
             per_layer = batch * tokens * d * (ACTIVATIONS_PER_TOKEN + 2 * model["ffn_mult"]) * 4
-            if explicit:
-                per_layer += batch * heads * tokens**2 * EXPLICIT_ATTENTION_BYTES
+            per_layer += batch * heads * tokens**2 * pair_bytes
             total += per_layer * (layers if backward else 1)
         saved, peak, _ = family.stem_cost(model, getattr(task, "channels", 0), task.source_len(length))
         return total + batch * (saved if backward else peak) * 4
@@ -175,12 +172,12 @@ def memory_estimate(cfg: dict, task: Task, parameters: int, explicit: bool) -> d
 
 
 def check_memory(
-    cfg: dict, task: Task, parameters: int, explicit: bool, device: torch.device, available: int | None
+    cfg: dict, task: Task, parameters: int, pair_bytes: int, device: torch.device, available: int | None
 ) -> None:
     """Refuse a run whose memory estimate exceeds what the device has."""
     if available is None:
         return
-    parts = memory_estimate(cfg, task, parameters, explicit)
+    parts = memory_estimate(cfg, task, parameters, pair_bytes)
     if sum(parts.values()) > available:
         largest = max(parts, key=parts.get)
         raise ConfigError(

@@ -291,7 +291,7 @@ def test_encoding_options_are_one_value_per_encoding(tmp_path):
 def test_the_memory_estimate_counts_every_stack_and_the_cnn(tmp_path):
     def training_bytes(*overrides):
         cfg = config.normalise(compose(["model=captioner", "task=shapes_caption", *overrides], tmp_path))
-        parts = validation.memory_estimate(cfg, config.build_task(cfg), 0, explicit=False)
+        parts = validation.memory_estimate(cfg, config.build_task(cfg), 0, pair_bytes=0)
         return next(value for key, value in parts.items() if key.startswith("training activations"))
 
     base = training_bytes()

@@ -10,6 +10,7 @@ import json
 import os
 import re
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -180,8 +181,15 @@ def test_the_memory_estimate_refuses_only_what_cannot_fit(tmp_path):
     validation.validate(compose([*long, "encoding=alibi"], tmp_path / "twins"), tmp_path / "run")
     with pytest.raises(ConfigError, match="mostly for evaluation sets"):
         validation.validate(compose([*long, "encoding=shaw"], tmp_path / "twins"), tmp_path / "run")
+    # what an encoding keeps per pair counts: DAPE's MLP over the pairs needs ten times Shaw's logits
+    # (length 300: about 3.5 GiB with Shaw, 30 GiB with DAPE; a machine of 8 GiB)
+    medium = ["model=decoder", "task.eval_lengths=[300]", "task.eval_size=256", "trainer.device=cpu"]
+    with mock.patch.object(validation, "memory_bytes", lambda device: 8 * 2**30):
+        validation.validate(compose([*medium, "encoding=shaw"], tmp_path / "twins"), tmp_path / "run")
+        with pytest.raises(ConfigError, match="mostly for evaluation sets"):
+            validation.validate(compose([*medium, "encoding=dape"], tmp_path / "twins"), tmp_path / "run")
     cfg = config.normalise(compose(TINY, tmp_path / "twins"))
-    parts = validation.memory_estimate(cfg, config.build_task(cfg), 10**6, explicit=False)
+    parts = validation.memory_estimate(cfg, config.build_task(cfg), 10**6, pair_bytes=0)
     assert sum(parts.values()) < 2**30  # the test runs need far less than a GiB
 
 

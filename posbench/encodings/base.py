@@ -236,6 +236,13 @@ class PositionalEncoding(nn.Module):
         """The largest number of positions this encoding can represent (None: unbounded)."""
         return None
 
+    def pair_bytes(self) -> int:
+        """Bytes a training forward keeps per head and (query, key) pair of each attention layer for
+        the backward pass beyond the fused path (``posbench.validation``'s memory estimate): the
+        float32 logits and weights on the explicit path, none on the fused one. An encoding that
+        keeps more per pair (an MLP over the pairs, a data-dependent bias) says so."""
+        return EXPLICIT_ATTENTION_BYTES if self.explicit_attention else 0
+
     def check_grid(self, side: int) -> None:
         """Raise ``ConfigError`` before training when this encoding cannot score a ``side x side``
         grid of patches (a table tied to the training grid with ``resize=refuse``,
@@ -254,6 +261,10 @@ class PositionalEncoding(nn.Module):
 
 
 ENCODINGS: Registry[PositionalEncoding] = Registry("encoding")
+
+#: Attention logits and weights (float32) per (head, query, key) that the explicit attention path
+#: materialises, kept for the backward pass in training; the fused path (SDPA) keeps none.
+EXPLICIT_ATTENTION_BYTES = 8
 
 
 def overrides(encoding: PositionalEncoding, hook: str) -> bool:

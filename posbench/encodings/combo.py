@@ -202,6 +202,9 @@ class Combo(PositionalEncoding):
         limits = [limit for limit in (part.max_positions() for part in self.parts) if limit is not None]
         return min(limits, default=None)
 
+    def pair_bytes(self) -> int:
+        return max(part.pair_bytes() for part in self.parts)
+
     def check_grid(self, side: int) -> None:
         for part in self.parts:
             part.check_grid(side)

@@ -117,6 +117,12 @@ class DAPE(PositionalEncoding):
     def without_position(self) -> PositionalEncoding:
         return AdaptiveContent(self.shape, self.mlps)
 
+    def pair_bytes(self) -> int:
+        """The explicit path's, plus the MLP's float32 activations per pair kept for the backward
+        pass (its 2H inputs, 2 x hidden before and after the activation, H outputs), per head."""
+        hidden = self.mlps[0][0].out_features
+        return super().pair_bytes() + 4 * (3 * self.shape.heads + 2 * hidden) // self.shape.heads
+
     def max_positions(self) -> int | None:
         return self.base.max_positions()
 

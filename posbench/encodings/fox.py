@@ -68,6 +68,11 @@ class ForgettingTransformer(PositionalEncoding):
             for gate in self.gates:
                 gate.bias.fill_(self.bias_init)
 
+    def pair_bytes(self) -> int:
+        """The float32 bias per pair, batch-sized (it depends on each sequence), which SDPA keeps as
+        its mask with the causal mask added: about two ``[B, heads, L, L]`` tensors."""
+        return 8
+
     def log_forget(self, x: Tensor, layer: int) -> Tensor:
         """``post_log_scale * log f``, ``[B, gates, L]`` in float32 (``gates``: heads, or 2 * heads
         in bidirectional attention, the gates for keys to the right second)."""

@@ -68,6 +68,11 @@ class StickBreaking(PositionalEncoding):
         self.remainder = remainder
         self.attend_current = bool(attend_current)
 
+    def pair_bytes(self) -> int:
+        """The explicit path's, plus the float32 log-space terms per pair that autograd keeps
+        (log(1 - beta), its reverse cumulative sum, log beta, the weights): four more."""
+        return super().pair_bytes() + 16
+
     def normalize(self, logits: Tensor, layer: int) -> Tensor:
         z = logits.float()
         q_len, k_len = z.shape[-2:]

@@ -34,6 +34,9 @@ class Wrapper(PositionalEncoding):
     def commuting_rotation(self) -> bool:
         return self.base.commuting_rotation
 
+    def pair_bytes(self) -> int:
+        return self.base.pair_bytes()
+
     def without_position(self) -> PositionalEncoding:
         """The chosen positions switched off with the rest: the base's position-free version."""
         return self.base.without_position()

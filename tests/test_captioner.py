@@ -135,9 +135,9 @@ def test_prefix_captioner_gives_a_3_axis_encoding_the_multimodal_coordinates():
         encoding = model.net.encoding
         original = encoding.positions
 
-        def spy(pos, original=original, name=name):
+        def spy(pos, tokens=None, original=original, name=name):
             seen[name] = pos
-            return original(pos)
+            return original(pos, tokens)
 
         encoding.positions = spy
         model.target_logits(torch.randn(1, 3, 16, 16), captions(1, 3))

@@ -171,6 +171,12 @@ VARIANTS = [
     {"ntk_alpha": 4.0},
     {"rotary_fraction": 0.5, "scale": 2.0, "ntk_alpha": 2.0},
     {"base": 500.0, "rotary_fraction": 0.75, "ntk_alpha": 1.5},
+    {"p": 0.5},
+    {"p": 0.75, "rotary_fraction": 0.5},
+    {"scaling": "llama3", "factor": 8.0, "original_max_len": 32},
+    {"scaling": "yarn", "factor": 4.0, "original_max_len": 32, "attention_factor": 1.0},
+    {"scaling": "dynamic_ntk", "factor": 4.0, "original_max_len": 8},  # 12 keys > L: one base per forward
+    {"name": "hope", "train_len": 20},
 ]
 
 

@@ -271,6 +271,21 @@ def test_published_claims_stand_beside_each_label_and_replace_an_empty_reported_
     assert "| label | copy | reported | published claim |" in text and "| none | 0.300 (n=1) | 0.2 | — |" in text
 
 
+def test_a_relaunch_with_an_edited_experiment_reports_the_latest_description(tmp_path):
+    """Jobs complete before an experiment's file was edited are not run again: their runs keep the old
+    description; the section shows the most recently started run's."""
+    old, new = dict(SPEC, summary="published", claims={"a": "old claim"}), dict(SPEC, summary="published", claims={"a": "new claim"})
+    write_run(tmp_path, "early", "a", "copy", 0, {20: 0.5}, old)
+    write_run(tmp_path, "late", "b", "copy", 0, {20: 0.5}, new)
+    for name, started in (("early", "2026-11-30T10:00:00+00:00"), ("late", "2026-11-30T11:00:00+00:00")):
+        path = tmp_path / name / "results.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "provenance": {"started": started}}))
+    text = write_report(tmp_path, plots=False)
+    assert "| a | 0.500 (n=1) | new claim |" in text and "old claim" not in text
+    write_run(tmp_path, "other", "c", "copy", 0, {20: 0.5}, dict(new, name="another"))
+    assert "## Reproduction" not in write_report(tmp_path, plots=False)  # two experiments
+
+
 def test_runs_of_no_experiment_or_of_several_get_no_reproduction_section(tmp_path):
     write_run(tmp_path, "a", "none", "copy", 0, {20: 0.5}, None)
     assert "## Reproduction" not in write_report(tmp_path, plots=False)

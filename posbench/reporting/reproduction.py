@@ -21,7 +21,6 @@ above the training range; with ``beyond: false`` the in-distribution test set's 
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Callable
@@ -34,10 +33,13 @@ from posbench.reporting.table import Grid, Row, Stats, markdown, reciprocal_rank
 
 def section(grid: Grid) -> str | None:
     """The ``## Reproduction`` Markdown, or None when the runs come from no experiment (or from
-    several: then each sweep's folder has its own report)."""
-    specs = {json.dumps(_spec(run), sort_keys=True) for row in grid.rows for run in grid.runs(row)}
-    if len(specs) != 1 or (spec := json.loads(specs.pop())) is None:
+    several, by name and budget: then each sweep's folder has its own report). When the runs of one
+    experiment recorded different descriptions of it (its file edited between two launches of the
+    sweep: complete jobs are not run again), the most recently started run's is shown."""
+    runs = [run for row in grid.rows for run in grid.runs(row)]
+    if any(_spec(run) is None for run in runs) or len({(_spec(run)["name"], _spec(run)["budget"]) for run in runs}) != 1:
         return None
+    spec = _spec(max(runs, key=lambda run: (run.data.get("provenance") or {}).get("started") or ""))
     metric = Metric(spec["metric"])
     where = "averaged over the evaluation lengths beyond training, mean over seeds" if spec["beyond"] else "on the in-distribution test set, mean over seeds"
     if spec["summary"] == "by_seed":

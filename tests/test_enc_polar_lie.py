@@ -456,3 +456,30 @@ def test_liere_beside_another_rotation_is_declared_and_is_not_shift_invariant():
     pos = torch.arange(6)[None]
     logits = [(lambda r: r[0] @ r[1].transpose(-2, -1))(both.rotate(q, k, pos + shift, pos + shift)) for shift in (0, 5)]
     assert (logits[0] - logits[1]).abs().max() > 1e-3
+
+
+def test_liere2d_rotates_each_patch_by_the_exponential_of_its_row_and_column_generators():
+    """R(r, c) = expm(r A_1 + c A_2) per head, computed here with a float64 matrix_exp of
+    the skew-symmetric parts; the class token (NO_POSITION) is not rotated; the two generators do
+    not commute, so moving every patch by the same (a, b) changes the logits."""
+    from posbench.encodings.base import grid_coordinates
+
+    torch.manual_seed(0)
+    attn = AttentionShape(d_model=16, heads=2, layers=1, causal=False, grid=3, prefix=1)
+    enc = ENCODINGS.build({"name": "liere2d"}, attn)
+    coords = grid_coordinates(3, prefix=1)  # [1, 10, 2], the class token at (-1, -1)
+    q = torch.randn(1, 2, 10, 8)
+    rotated, _ = enc.rotate(q, q, coords, coords)
+    upper = enc.generator_params[0].double().triu(1)  # [heads, axes, blocks, b, b]
+    generators = upper - upper.transpose(-2, -1)
+    for token in range(10):
+        r, c = coords[0, token].tolist()
+        if token == 0:
+            torch.testing.assert_close(rotated[:, :, 0], q[:, :, 0])  # the class token keeps its query
+            continue
+        rotation = torch.linalg.matrix_exp(r * generators[:, 0, 0] + c * generators[:, 1, 0])  # [heads, 8, 8]
+        expected = torch.einsum("hij,bhj->bhi", rotation, q[:, :, token].double())
+        torch.testing.assert_close(rotated[:, :, token].double(), expected, atol=1e-5, rtol=1e-5)
+    a1, a2 = generators[0, 0, 0], generators[0, 1, 0]
+    assert (a1 @ a2 - a2 @ a1).abs().max() > 1e-3  # they do not commute
+    assert not enc.shift_invariant and enc.axes == 2

@@ -54,10 +54,9 @@ are *not* a function of the offset alone: LieRE's learned rotation does not comm
 "PE off" (``without_position``) is NoPE: R(p) is position alone (R(0) = I), so every pair at the same
 position gives plain ``q . k``.
 
-Only the 1D encoding is registered. The code takes ``axes`` coordinates per position (``points``,
-the generators' ``axes`` dimension), so a 2D LieRE on an image grid is a subclass with ``axes = 2``
-that maps the class token's ``NO_POSITION`` to the identity; it would not be shift-invariant in
-general (two generators need not commute).
+The code takes ``axes`` coordinates per position (``points``, the generators' ``axes`` dimension):
+``liere2d`` (posbench/encodings/liere2d.py) is the 2D LieRE of a ViT's patches, not shift-invariant
+(two generators need not commute).
 """
 
 from __future__ import annotations

@@ -270,7 +270,12 @@ def no_pe_config(cfg: dict) -> dict:
     The twin's encoding is NoPE's normalised section, every option at its default (plain NoPE:
     ``logn_scale`` null), so that a plain ``encoding=none`` run is its own twin."""
     model = MODELS.get(cfg["model"]["name"]).without_pe(cfg["model"])
-    return {**cfg, "encoding": ENCODINGS.check({"name": "none"}), "model": model}
+    return {**cfg, "encoding": plain_nope(), "model": model}
+
+
+def plain_nope() -> dict:
+    """NoPE's normalised section with every option at its default: the twins' encoding."""
+    return ENCODINGS.check({"name": "none"})
 
 
 def is_pe_free(cfg: dict) -> bool:
@@ -285,7 +290,7 @@ def run_label(cfg: dict) -> str:
     name = cfg["encoding"]["name"]
     if name != "none":
         return name
-    if ENCODINGS.check(cfg["encoding"]) != no_pe_config(cfg)["encoding"]:
+    if ENCODINGS.check(cfg["encoding"]) != plain_nope():
         from posbench.labels import encoding, slug  # labels imports this module
 
         return slug(encoding(cfg["encoding"]))

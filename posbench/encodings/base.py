@@ -82,7 +82,7 @@ from torch import Tensor, nn
 
 from posbench.errors import ConfigError
 from posbench.registry import Registry
-from posbench.schema import show
+from posbench.schema import options, show
 
 
 @dataclass(frozen=True)
@@ -213,8 +213,7 @@ class PositionalEncoding(nn.Module):
     @property
     def explicit_attention(self) -> bool:
         """True when ``score``, ``normalize`` or ``value`` is overridden: attention must take the explicit path."""
-        cls = type(self)
-        return any(getattr(cls, hook) is not getattr(PositionalEncoding, hook) for hook in ("score", "normalize", "value"))
+        return any(overrides(self, hook) for hook in ("score", "normalize", "value"))
 
     @property
     def rotates(self) -> bool:
@@ -224,7 +223,7 @@ class PositionalEncoding(nn.Module):
     @property
     def replaces_softmax(self) -> bool:
         """True when ``normalize`` is overridden: attention weights are not the softmax of the logits."""
-        return type(self).normalize is not PositionalEncoding.normalize
+        return overrides(self, "normalize")
 
     def without_position(self) -> PositionalEncoding:
         """What this encoding becomes with its positional information switched off ("PE off" on a
@@ -242,6 +241,16 @@ class PositionalEncoding(nn.Module):
         float32 logits and weights on the explicit path, none on the fused one. An encoding that
         keeps more per pair (an MLP over the pairs, a data-dependent bias) says so."""
         return EXPLICIT_ATTENTION_BYTES if self.explicit_attention else 0
+
+    def refuse_unread(self, option: str, value, reader: str) -> None:
+        """Refuse ``option`` set away from the default its class declares, in a configuration that
+        does not read it (``reader``: what does, e.g. ``soft_onehot=true``), so that no run silently
+        ignores an option."""
+        default = next(found[option].default for klass in type(self).__mro__ if option in (found := options(klass)))
+        if value != default:
+            raise ConfigError(
+                f"encoding={self.name}: {option}={show(value)} is read only with {reader}; leave it at {show(default)}"
+            )
 
     def check_grid(self, side: int) -> None:
         """Raise ``ConfigError`` before training when this encoding cannot score a ``side x side``
@@ -275,13 +284,6 @@ def overrides(encoding: PositionalEncoding, hook: str) -> bool:
     return getattr(type(encoding), hook) is not getattr(PositionalEncoding, hook)
 
 
-def refuse_unread(encoding: str, option: str, value, default, reader: str) -> None:
-    """Refuse ``option`` set away from its ``default`` in a configuration that does not read it
-    (``reader``: what does, e.g. ``soft_onehot=true``), so that no run silently ignores an option."""
-    if value != default:
-        raise ConfigError(
-            f"encoding={encoding}: {option}={show(value)} is read only with {reader}; leave it at {show(default)}"
-        )
 
 
 #: The coordinates of a token without a grid position (the class token) for a 2D encoding.

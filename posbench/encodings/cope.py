@@ -60,7 +60,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, refuse_unread
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.schema import PositiveFloat, PositiveInt
 
 
@@ -81,7 +81,7 @@ class CoPE(PositionalEncoding):
         """``temperature``: of the soft one-hot weights (used only with ``soft_onehot``)."""
         super().__init__(shape)
         if not soft_onehot:
-            refuse_unread(self.name, "temperature", temperature, 0.05, "soft_onehot=true")
+            self.refuse_unread("temperature", temperature, "soft_onehot=true")
         self.npos_max = npos_max
         self.soft_onehot = bool(soft_onehot)
         self.temperature = float(temperature)

@@ -45,9 +45,6 @@ class HoPE(RoPE):
         "RoPE keeping only the frequencies with a full period within the training length, the rest "
         "position-independent (Chen et al. 2025, HoPE)"
     )
-    family = "rotary"
-    shift_invariant = True
-    fractional = True
 
     def __init__(self, shape: AttentionShape, base: FrequencyBase = 10000.0, train_len: PositiveInt = 64):
         if train_len < 2 * math.pi:

@@ -67,7 +67,7 @@ from typing import Annotated, Literal
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, refuse_unread
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.errors import ConfigError
 from posbench.schema import FrequencyBase, PositiveFloat, Range
 
@@ -99,9 +99,9 @@ class LieRE(PositionalEncoding):
     ):
         super().__init__(shape)
         if init == "rope":
-            refuse_unread(self.name, "init_range", init_range, None, "init=uniform")
+            self.refuse_unread("init_range", init_range, "init=uniform")
         else:
-            refuse_unread(self.name, "base", base, 10000.0, "init=rope")
+            self.refuse_unread("base", base, "init=rope")
         head_dim = shape.head_dim
         size = head_dim if block_size is None else block_size
         if head_dim < 2:

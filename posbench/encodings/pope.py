@@ -67,7 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, refuse_unread
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.errors import ConfigError
 from posbench.schema import FrequencyBase, Range
 
@@ -146,7 +146,7 @@ class PoPE(PolarCodes):
             )
         super().__init__(shape, rotated)
         if not learned_bias:
-            refuse_unread(self.name, "bias_init", bias_init, "zeros", "learned_bias=true")
+            self.refuse_unread("bias_init", bias_init, "learned_bias=true")
         self.base = base
         self.register_buffer("inv_freq", pope_frequencies(rotated, base), persistent=False)
         self.register_parameter("phase_bias", None)

@@ -83,24 +83,24 @@ from typing import Annotated, Literal
 import torch
 from torch import Tensor
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, refuse_unread
+from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding
 from posbench.encodings.sinusoidal import inverse_frequencies
 from posbench.errors import ConfigError
 from posbench.schema import FrequencyBase, PositiveFloat, Range, show
 
 Scaling = Literal["none", "yarn", "llama3", "dynamic_ntk"]
 
-#: The options only some ``scaling`` reads, with those scalings and the option's default: set to
-#: anything else under another scaling, they would do nothing, so they are refused.
-SCALING_OPTIONS: dict[str, tuple[tuple[str, ...], object]] = {
-    "factor": (("yarn", "llama3", "dynamic_ntk"), 1.0),
-    "original_max_len": (("yarn", "llama3", "dynamic_ntk"), None),
-    "beta_fast": (("yarn",), 32.0),
-    "beta_slow": (("yarn",), 1.0),
-    "attention_factor": (("yarn",), None),
-    "dynamic": (("yarn",), False),
-    "low_freq_factor": (("llama3",), 1.0),
-    "high_freq_factor": (("llama3",), 4.0),
+#: The options only some ``scaling`` reads, with those scalings: set away from their declared
+#: default under another scaling, they would do nothing, so they are refused.
+SCALING_OPTIONS: dict[str, tuple[str, ...]] = {
+    "factor": ("yarn", "llama3", "dynamic_ntk"),
+    "original_max_len": ("yarn", "llama3", "dynamic_ntk"),
+    "beta_fast": ("yarn",),
+    "beta_slow": ("yarn",),
+    "attention_factor": ("yarn",),
+    "dynamic": ("yarn",),
+    "low_freq_factor": ("llama3",),
+    "high_freq_factor": ("llama3",),
 }
 
 
@@ -240,13 +240,13 @@ class RoPE(PositionalEncoding):
         #: ``[d_rot/2]`` bool: the pairs that rotate; the others have frequency 0 (p-RoPE, HoPE)
         self.register_buffer("rotating", torch.ones(pairs, dtype=torch.bool), persistent=False)
         self.keep_rotating(torch.arange(pairs) < kept)
-        self._dynamic: dict[tuple[int, torch.device], Tensor] = {}
+        self._dynamic: dict[tuple[int, torch.device], tuple[Tensor, float]] = {}
 
     def _check_scaling(self, scaling: str, values: dict, scale: float, ntk_alpha: float, rotated: int) -> None:
         """Refuse a ``scaling`` without what it needs, with ``scale``/``ntk_alpha``, or with options it ignores."""
-        for option, (users, default) in SCALING_OPTIONS.items():
+        for option, users in SCALING_OPTIONS.items():
             if scaling not in users:
-                refuse_unread(self.name, option, values[option], default, f"scaling={' or '.join(users)}, not scaling={scaling}")
+                self.refuse_unread(option, values[option], f"scaling={' or '.join(users)}, not scaling={scaling}")
         if scaling == "none":
             return
         if scale != 1.0 or ntk_alpha != 1.0:

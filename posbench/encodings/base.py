@@ -276,6 +276,10 @@ ENCODINGS: Registry[PositionalEncoding] = Registry("encoding")
 EXPLICIT_ATTENTION_BYTES = 8
 
 
+#: The hooks through which position can enter a model, in the order the module docstring lists them.
+HOOKS = ("positions", "embed", "rotate", "bias", "data_bias", "score", "normalize", "value", "between_blocks", "ffn")
+
+
 def overrides(encoding: PositionalEncoding, hook: str) -> bool:
     """Whether ``encoding``'s class overrides ``hook`` (for ``rotate``: ``encoding.rotates``, which a
     wrapper or combination answers for what it holds)."""

@@ -39,13 +39,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from posbench.encodings.base import ENCODINGS, AttentionShape, PositionalEncoding, overrides
+from posbench.encodings.base import ENCODINGS, HOOKS, AttentionShape, PositionalEncoding, overrides
 from posbench.encodings.combo import part_section, refuse_inner_timeline
 from posbench.errors import ConfigError
 from posbench.schema import PositiveInt
 
 #: Hooks a base would need besides ``bias``: DAPE hands on only the bias, so a base using any is refused.
-OTHER_HOOKS = ("positions", "embed", "rotate", "data_bias", "score", "normalize", "value", "between_blocks", "ffn")
+OTHER_HOOKS = tuple(hook for hook in HOOKS if hook != "bias")
 
 
 def adaptive_term(mlp: nn.Module, content: Tensor, bias: Tensor | None) -> Tensor:

@@ -20,9 +20,6 @@ from torch import Tensor, nn
 
 from posbench.encodings.base import NO_POSITION, PositionalEncoding, grid_coordinates, overrides
 
-#: The hooks through which position can enter a model (``posbench.encodings.base``).
-HOOKS = ("positions", "embed", "rotate", "bias", "data_bias", "score", "normalize", "value", "between_blocks", "ffn")
-
 
 def inner_encodings(encoding: PositionalEncoding) -> list[tuple[str, PositionalEncoding]]:
     """The encodings ``encoding`` holds, by the option holding them (``wraps``): ``[("base", rope)]``,

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import textwrap
 
-from posbench.plotting.core import HOOKS, Picture, Subject, figure, overrides, picture, suptitle
+from posbench.encodings.base import HOOKS, overrides
+from posbench.plotting.core import Picture, Subject, figure, picture, suptitle
 
 
 @picture("no_position_term", needs="nothing", tensorboard=True)
